@@ -1,0 +1,3 @@
+"""servicegroup: SuperEdge's ServiceGroup (DeploymentGrid, StatefulSetGrid, ServiceGrid)."""
+
+__version__ = "0.1.0"

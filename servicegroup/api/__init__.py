@@ -1,0 +1,1 @@
+"""Our custom resources: pydantic models of the grids and the CRD manifests built from them."""

@@ -1,0 +1,1 @@
+"""The node-local hosts-file helper for StatefulSetGrid headless names."""

@@ -1,0 +1,1 @@
+"""Informers in asyncio, with client-go tools/cache semantics."""

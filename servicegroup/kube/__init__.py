@@ -1,0 +1,1 @@
+"""Talking to a Kubernetes API server: configuration, the resource table, the REST client."""

@@ -1,0 +1,1 @@
+"""Reconcilers: NodeUnit discovery, one per grid kind, and federation."""

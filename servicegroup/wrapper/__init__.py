@@ -1,0 +1,1 @@
+"""The node-local API endpoint for kube-proxy that filters endpoints by NodeUnit."""
