@@ -37,6 +37,10 @@ def _layer(top: str) -> int:
     raise AssertionError(f"module servicegroup.{top} is in no layer: add it to DESIGN.md and here")
 
 
+def _is_module(name: str) -> bool:
+    return (PACKAGE / f"{name}.py").exists() or (PACKAGE / name).is_dir()
+
+
 def _imported_tops(tree: ast.Module) -> set[str]:
     tops: set[str] = set()
     for node in ast.walk(tree):
@@ -51,7 +55,11 @@ def _imported_tops(tree: ast.Module) -> set[str]:
                 if len(parts) > 1:
                     tops.add(parts[1])
                 else:
-                    tops.update(alias.name for alias in node.names)
+                    # `from servicegroup import x`: a submodule, or a name from __init__.
+                    tops.update(
+                        alias.name if _is_module(alias.name) else "__init__"
+                        for alias in node.names
+                    )
     return tops
 
 
