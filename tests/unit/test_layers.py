@@ -57,8 +57,7 @@ def _imported_tops(tree: ast.Module) -> set[str]:
                 else:
                     # `from servicegroup import x`: a submodule, or a name from __init__.
                     tops.update(
-                        alias.name if _is_module(alias.name) else "__init__"
-                        for alias in node.names
+                        alias.name if _is_module(alias.name) else "__init__" for alias in node.names
                     )
     return tops
 
