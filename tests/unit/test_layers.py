@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "servicegroup"
 
 # Highest layer first. A module may import from its own layer or any layer below.
 LAYERS: list[set[str]] = [
-    {"__main__", "cli", "manager", "demo", "render"},
+    {"__main__", "cli", "manager", "controller_command", "demo", "render"},
     {"reconcilers", "wrapper", "dns"},
     {"controller", "events", "leaderelection", "probes"},
     {"informers", "workqueue", "ratelimiters"},
