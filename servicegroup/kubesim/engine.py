@@ -1119,21 +1119,16 @@ def _patch_error(err: patching.PatchError) -> errors.ApiError:
     status = getattr(err, "status", 400)
     if status == 422:
         return errors.ApiError(errors.status_body(422, "Invalid", str(err)))
-    return errors.bad_request(str(err))
+    if status == 400:
+        return errors.bad_request(str(err))
+    # 413 (too many JSON-patch operations), 415 (strategic patch of a custom resource) and
+    # 500 (the apiserver's answer to raw merge-library errors) keep their status.
+    return errors.from_code(status, str(err))
 
 
 def _apply_conflict(conflict: managedfields.ApplyConflict) -> errors.ApiError:
-    causes = [
-        {
-            "reason": "FieldManagerConflict",
-            "message": f'conflict with "{c.manager}"'
-            + (f" using {c.api_version}" if getattr(c, "api_version", "") else ""),
-            "field": c.field,
-        }
-        for c in conflict.conflicts
-    ]
     return errors.ApiError(
-        errors.status_body(409, "Conflict", str(conflict), details={"causes": causes})
+        errors.status_body(409, "Conflict", str(conflict), details={"causes": conflict.causes()})
     )
 
 

@@ -293,6 +293,8 @@ def from_code(code: int, message: str, *, retry_after: int | None = None) -> Api
         405: "MethodNotAllowed",
         409: "Conflict",
         410: "Expired",
+        413: "RequestEntityTooLarge",
+        415: "UnsupportedMediaType",
         422: "Invalid",
         500: "InternalError",
         503: "ServiceUnavailable",
