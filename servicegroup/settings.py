@@ -543,6 +543,17 @@ class RenderSettings(_Settings):
         CliFlag(name="node", repeat=True, separator=";", metavar="NAME:KEY=VALUE,..."),
         Field(description="a node with its labels, defining the NodeUnits (repeatable)"),
     ] = ()
+    nodes_file: Annotated[
+        OptionalPath,
+        CliFlag(name="nodes", metavar="FILE"),
+        Field(
+            description="YAML of Node objects (`kubectl get nodes -o yaml`) defining the NodeUnits"
+        ),
+    ] = None
+    kubeconfig: Annotated[
+        OptionalPath,
+        Field(description="read the NodeUnits from this cluster's Nodes (read-only list requests)"),
+    ] = None
     output: Annotated[OutputFormat, Field(description="output format: yaml or json")] = "yaml"
 
 

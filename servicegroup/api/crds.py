@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 import typing
@@ -45,6 +46,7 @@ from servicegroup.grid.naming import (
     QUALIFIED_NAME_MAX,
     QUALIFIED_NAME_RE,
 )
+from servicegroup.settings import CrdsSettings
 
 CATEGORY = "servicegroup"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -345,6 +347,16 @@ def _write_files(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in crd_files().items():
         (directory / name).write_text(text, encoding="utf-8")
+
+
+def run(settings: CrdsSettings) -> int:
+    """`servicegroup crds`: print the three CRD manifests (YAML stream or a JSON List)."""
+    if settings.output == "json":
+        items = {"apiVersion": "v1", "kind": "List", "items": crd_manifests()}
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_crds_yaml())
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,13 @@ MANAGED_BY_VALUE = "servicegroup"
 
 # On a ServiceGrid's Service: JSON array of node label keys, e.g. '["zone"]' (upstream format).
 TOPOLOGY_KEYS = "topologyKeys"
+# On a Service (ours, opt-in): every endpoint when the local NodeUnit has none ready.
+TOPOLOGY_FALLBACK = "superedge.io/topology-fallback"
+# On default/kubernetes Endpoints/EndpointSlice (upstream): the single address the wrapper serves.
+LOCAL_ENDPOINT = "superedge.io/local-endpoint"
+LOCAL_PORT = "superedge.io/local-port"
+# The label tying an EndpointSlice to its Service (set by the EndpointSlice controller).
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 # Multi-cluster (Clusternet): a hub grid labelled FED=yes is copied into every cluster
 # namespace; copies carry DIS=yes and TARGET_NAMESPACE=<namespace of the original>.

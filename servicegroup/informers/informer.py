@@ -240,6 +240,9 @@ class SharedInformer:
             await self._reflector.run()
         finally:
             self._running = False
+            # A stopped informer no longer keeps its objects current: stop counting them.
+            self._gauge.dec(self._counted)
+            self._counted = 0
 
     # --- delivery (called synchronously by the reflector, in stream order)
 
