@@ -397,8 +397,8 @@ class ControllerSettings(CommonSettings):
 
     namespaces: Annotated[
         Namespaces,
-        CliFlag(metavar="NS[,NS...]"),
-        Field(description="comma-separated namespaces to watch (default: all namespaces)"),
+        CliFlag(name="namespace", repeat=True, separator=",", metavar="NS"),
+        Field(description="a namespace to watch (repeatable; default: all namespaces)"),
     ] = ()
     workers: Annotated[
         int, Field(ge=1, le=1000, description="concurrent reconciles per controller")
@@ -429,6 +429,14 @@ class ControllerSettings(CommonSettings):
             "deleted (0 deletes at once, like upstream)"
         ),
     ] = 0.0
+    sync_period: Annotated[
+        Duration,
+        Field(
+            gt=0,
+            description="how often every grid is reconciled even without a change "
+            "(a safety net; a settled controller writes nothing)",
+        ),
+    ] = 36000.0
     enable_federation: Annotated[
         bool, Field(description="distribute grids to Clusternet member clusters")
     ] = False
@@ -512,8 +520,16 @@ class SimSettings(LogSettings):
         Field(description="a simulated node with its labels (repeatable)"),
     ] = ()
     workloads: Annotated[
-        bool, Field(description="simulate pods and workload statuses (scheduler, readiness)")
+        bool,
+        Field(
+            description="simulate pods and workload statuses (scheduler, kubelet, Deployment, "
+            "StatefulSet and EndpointSlice controllers); false = API-only mode"
+        ),
     ] = True
+    pod_start_delay: Annotated[
+        Duration,
+        Field(ge=0, description="how long a scheduled pod takes to become Running and Ready"),
+    ] = 0.05
 
 
 class DemoSettings(LogSettings):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 from servicegroup.clock import FakeClock
 from servicegroup.metrics import Metrics
@@ -30,6 +32,18 @@ async def _no_leftover_tasks() -> AsyncIterator[None]:
         task.cancel()
     names = sorted(t.get_name() for t in leftover)
     pytest.fail(f"test left {len(leftover)} asyncio task(s) running: {names}")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo any logging configuration a test made (its stream may be closed after the test)."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

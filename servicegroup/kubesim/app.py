@@ -37,6 +37,7 @@ from servicegroup.kubesim.openapi import OpenAPIBuilder
 from servicegroup.kubesim.registry import Registry
 from servicegroup.kubesim.server import KubeServer
 from servicegroup.kubesim.store import ObjectStore
+from servicegroup.kubesim.workloads import NodeAPI, WorkloadOptions, Workloads
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 APISERVER_MANAGER = "kube-apiserver"
@@ -70,75 +71,6 @@ class _WallClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
-def build_node(spec: NodeLike, *, index: int) -> dict[str, Any]:
-    """The Node object a kubelet would register for `spec` (Ready, with capacity).
-
-    The one place node objects are made: extend it (or wrap it) to simulate more.
-    """
-    labels = {
-        "kubernetes.io/hostname": spec.name,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/os": "linux",
-        "beta.kubernetes.io/arch": "amd64",
-        **dict(spec.labels),
-    }
-    address = f"192.0.2.{index % 250 + 2}"  # TEST-NET-1: documentation addresses, never routed
-    resources = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
-    condition_defaults = [
-        (
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-    ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": spec.name, "labels": labels},
-        "spec": {
-            "podCIDR": f"10.244.{index % 250}.0/24",
-            "podCIDRs": [f"10.244.{index % 250}.0/24"],
-        },
-        "status": {
-            "capacity": dict(resources),
-            "allocatable": dict(resources),
-            "conditions": [
-                {
-                    "type": type_,
-                    "status": status,
-                    "reason": reason,
-                    "message": message,
-                    "lastHeartbeatTime": None,
-                    "lastTransitionTime": None,
-                }
-                for type_, status, reason, message in condition_defaults
-            ],
-            "addresses": [
-                {"type": "InternalIP", "address": address},
-                {"type": "Hostname", "address": spec.name},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {
-                "machineID": f"kubesim-{index}",
-                "systemUUID": f"kubesim-{index}",
-                "bootID": f"kubesim-{index}",
-                "kernelVersion": "6.1.0-kubesim",
-                "osImage": "kubesim",
-                "containerRuntimeVersion": "containerd://1.7.0",
-                "kubeletVersion": "v1.32.0-kubesim",
-                "kubeProxyVersion": "v1.32.0-kubesim",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-            },
-        },
-    }
-
-
 class KubeSim:
     """An in-memory Kubernetes API server on 127.0.0.1 (async context manager)."""
 
@@ -154,6 +86,7 @@ class KubeSim:
         gc_dangling_delay: float = 0.1,
         seed: int = 0,
         clock: SimClock | None = None,
+        workloads: WorkloadOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -180,7 +113,18 @@ class KubeSim:
             server_address=lambda: f"{self.host}:{self.port}",
         )
         self._nodes = list(nodes)
-        self._node_count = 0
+        # API-only mode (workloads=None): nodes exist, but nothing schedules or runs pods.
+        node_options = workloads or WorkloadOptions()
+        self.node_api = NodeAPI(
+            engine=self.engine,
+            cluster_cidr=node_options.cluster_cidr,
+            node_cidr_prefix=node_options.node_cidr_prefix,
+        )
+        self.workloads = (
+            Workloads(engine=self.engine, options=workloads, clock=self.clock)
+            if workloads is not None
+            else None
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._owned: list[asyncio.Task[Any]] = []
@@ -211,6 +155,8 @@ class KubeSim:
             self.start_task(self.namespaces.run(), name="kubesim-namespaces")
             self.start_task(self.crds.run(), name="kubesim-crds")
             self._bootstrap()
+            if self.workloads is not None:
+                self.start_task(self.workloads.run(), name="kubesim-workloads")
             self._runner = web.AppRunner(
                 self.server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
             )
@@ -247,12 +193,13 @@ class KubeSim:
             await tasks.__aexit__(None, None, None)
 
     async def settle(self, timeout: float = 5.0) -> None:
-        """Wait until GC, namespace and CRD controllers have nothing left to do."""
+        """Wait until GC, namespace, CRD and workload controllers have nothing left to do."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         quiet = 0
         while quiet < 3:
-            if self.gc.idle and self.namespaces.idle and self.crds.idle:
+            workloads_idle = self.workloads is None or self.workloads.idle
+            if self.gc.idle and self.namespaces.idle and self.crds.idle and workloads_idle:
                 quiet += 1
             else:
                 quiet = 0
@@ -296,13 +243,7 @@ class KubeSim:
 
     def add_node(self, spec: NodeLike) -> dict[str, Any]:
         """Register a simulated Node (as its kubelet would) and return it."""
-        self._node_count += 1
-        node = build_node(spec, index=self._node_count)
-        now = self.engine.now()
-        for condition in node["status"]["conditions"]:
-            condition["lastHeartbeatTime"] = now
-            condition["lastTransitionTime"] = now
-        return self.client(manager="kubelet").create("nodes", node)
+        return self.node_api.add_node(spec)
 
     # ---- kubeconfig --------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ Owns: `run(settings)` - starts a KubeSim on the requested port with the requeste
 writes a kubeconfig (to `kubeconfig_out`, or a file in the system temp directory), prints the
 server URL and the kubeconfig path, and serves until the task is cancelled (Ctrl-C).
 
-Invariant: settings are any object with `port`, `kubeconfig_out` and `nodes` (records with
-`name` and `labels`), such as `servicegroup.settings.SimSettings`; nothing else is read.
+Invariant: settings are any object with `port`, `kubeconfig_out`, `nodes` (records with
+`name` and `labels`), `workloads` (bool) and `pod_start_delay` (seconds), such as
+`servicegroup.settings.SimSettings`; nothing else is read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from servicegroup.kubesim.app import KubeSim, NodeLike
+from servicegroup.kubesim.workloads import WorkloadOptions
 
 
 class SimSettingsLike(Protocol):
@@ -30,9 +32,18 @@ class SimSettingsLike(Protocol):
     @property
     def nodes(self) -> Sequence[NodeLike]: ...
 
+    @property
+    def workloads(self) -> bool: ...
+
+    @property
+    def pod_start_delay(self) -> float: ...
+
 
 async def run(settings: SimSettingsLike) -> int:
-    async with KubeSim(port=settings.port, nodes=settings.nodes) as sim:
+    workloads = (
+        WorkloadOptions(pod_start_delay=settings.pod_start_delay) if settings.workloads else None
+    )
+    async with KubeSim(port=settings.port, nodes=settings.nodes, workloads=workloads) as sim:
         target = settings.kubeconfig_out
         if target is None:
             target = Path(tempfile.gettempdir()) / f"kubesim-{sim.port}.kubeconfig"

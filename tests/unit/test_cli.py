@@ -119,7 +119,8 @@ def test_command_help_documents_flags_env_and_kubeconfig_precedence() -> None:
     flat = " ".join(out.split()).replace("- ", "-")
     for flag in ("--kubeconfig", "--metrics-bind-address", "--health-probe-bind-address",
                  "--log-format", "--log-level", "--leader-elect", "--lease-duration",
-                 "--nodeunit-grace-period", "--namespaces", "--workers"):  # fmt: skip
+                 "--nodeunit-grace-period", "--namespace", "--sync-period",
+                 "--workers"):  # fmt: skip
         assert flag in flat
     assert "SERVICEGROUP_LEASE_DURATION" in flat and "default 15s" in flat
     assert "this flag, then the KUBECONFIG environment variable, then the in-cluster" in flat
@@ -168,8 +169,8 @@ def test_real_table_targets_are_module_function_pairs() -> None:
         (["--leader-elect"], {"SERVICEGROUP_LEADER_ELECT": "0"}, {"leader_elect": True}),
         ([], {"SERVICEGROUP_LEADER_ELECT": "no"}, {"leader_elect": False}),
         (
-            ["--namespaces", "a,b"],
-            {"SERVICEGROUP_NAMESPACES": "c", "SERVICEGROUP_NODEUNIT_GRACE_PERIOD": "1h30m"},
+            ["--namespace", "a", "--namespace", "b"],
+            {"SERVICEGROUP_NAMESPACE": "c", "SERVICEGROUP_NODEUNIT_GRACE_PERIOD": "1h30m"},
             {"namespaces": ("a", "b"), "nodeunit_grace_period": 5400.0},
         ),
         (
@@ -239,7 +240,7 @@ def test_not_available_command_exits_2_with_one_line() -> None:
         (["--renew-deadline", "20s"], {}, "renew deadline (20s) must be shorter than the lease"),
         (["--leader-elect=maybe"], {},
          "invalid --leader-elect: expected true, false, 1, 0, yes or no (got 'maybe')"),
-        (["--namespaces", "Bad_NS"], {}, "not a valid DNS-1123 label"),
+        (["--namespace", "Bad_NS"], {}, "not a valid DNS-1123 label"),
         (["--log-format", "xml"], {}, "invalid --log-format: Input should be 'json' or 'console'"),
     ],
 )  # fmt: skip
