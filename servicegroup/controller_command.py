@@ -31,6 +31,7 @@ from servicegroup.leaderelection import LeaderElector, default_identity
 from servicegroup.log import get_logger
 from servicegroup.manager import Manager, build_elector
 from servicegroup.metrics import Metrics
+from servicegroup.reconcilers.federation import FederationController, federation_controllers
 from servicegroup.reconcilers.wiring import Wiring, wire_controllers
 from servicegroup.reconcilers.workloadgrid import DEFAULT_RETRY_REJECTED_AFTER
 from servicegroup.settings import ControllerSettings
@@ -50,6 +51,7 @@ class ControllerProcess:
     elector: LeaderElector | None
     metrics: Metrics
     identity: str
+    federation: tuple[FederationController, ...] = ()
 
 
 def build_controller(
@@ -93,6 +95,19 @@ def build_controller(
         sync_period=sync_period if sync_period is not None else settings.sync_period,
         retry_rejected_after=retry_rejected_after,
     )
+    federation: tuple[FederationController, ...] = ()
+    if settings.enable_federation:
+        federation = tuple(
+            federation_controllers(
+                settings=settings,
+                client=client,
+                factory=factory,
+                metrics=metrics,
+                clock=clock,
+                logger=logger,
+                recorder=recorder,
+            )
+        )
     elector = build_elector(
         settings, client=client, clock=clock, metrics=metrics, logger=logger, identity=identity
     )
@@ -103,7 +118,7 @@ def build_controller(
         metrics=metrics,
         clock=clock,
         logger=logger,
-        controllers=wiring.controllers,
+        controllers=[*wiring.controllers, *federation],
         event_recorders=(recorder,),
         elector=elector,
     )
@@ -116,6 +131,7 @@ def build_controller(
         elector=elector,
         metrics=metrics,
         identity=identity,
+        federation=federation,
     )
 
 

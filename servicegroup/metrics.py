@@ -190,6 +190,36 @@ class Metrics:
             registry=r,
         )
 
+        # --- ours: multi-cluster distribution (federation)
+        self.federation_writes = Counter(
+            "servicegroup_federation_writes",
+            "Writes made by multi-cluster distribution, per side (hub, member), grid kind and "
+            "operation (apply, delete, status, finalizer).",
+            ("side", "kind", "operation"),
+            registry=r,
+        )
+        self.federation_failures = Counter(
+            "servicegroup_federation_failures",
+            "Multi-cluster distribution failures, per side (hub, member) and reason.",
+            ("side", "reason"),
+            registry=r,
+        )
+        self.federation_clusters = Gauge(
+            "servicegroup_federation_clusters",
+            "Managed clusters: hub namespaces labelled clusters.clusternet.io/cluster-id.",
+            registry=r,
+        )
+        self.federation_hub_connected = Gauge(
+            "servicegroup_federation_hub_connected",
+            "1 while this member cluster's hub session is synced and the hub answers, else 0.",
+            registry=r,
+        )
+        self.federation_hub_sessions = Counter(
+            "servicegroup_federation_hub_sessions",
+            "Hub sessions started (the parent-cluster Secret was created or changed).",
+            registry=r,
+        )
+
         # --- ours: wrapper
         self.wrapper_watchers = Gauge(
             "servicegroup_wrapper_watchers",

@@ -48,6 +48,7 @@ from servicegroup.reconcilers.children import (
     deleting,
     update_status,
 )
+from servicegroup.reconcilers.federation_status import keep_federated
 from servicegroup.reconcilers.gridindex import NamespacedStores
 from servicegroup.reconcilers.workloadgrid import DEFAULT_RETRY_REJECTED_AFTER, TransientWriteError
 
@@ -149,6 +150,7 @@ class ServiceGridReconciler:
             previous=obj.get("status"),
             now=self._clock.now(),
         )
+        status = keep_federated(previous=obj.get("status"), status=status)
         if status_changed(obj.get("status"), status):
             written = await update_status(
                 writer=self._writer,
@@ -178,6 +180,7 @@ class ServiceGridReconciler:
             previous=previous if isinstance(previous, Mapping) else None,
             now=self._clock.now(),
         )
+        status = keep_federated(previous=obj.get("status"), status=status)
         if status_changed(previous if isinstance(previous, Mapping) else None, status):
             await update_status(
                 writer=self._writer,

@@ -62,6 +62,7 @@ from servicegroup.reconcilers.children import (
     grid_controller_of,
 )
 from servicegroup.reconcilers.deploymentgrid import DEPLOYMENT_GRID
+from servicegroup.reconcilers.federation_render import NOT_COPY_SELECTOR
 from servicegroup.reconcilers.gridindex import (
     GRID_UNIQ_KEY_INDEX,
     NamespacedStores,
@@ -234,11 +235,16 @@ class _Wirer:
         transform: Transform,
         indexers: Mapping[str, Callable[[Obj], list[str]]],
         handlers: Sequence[HandlerFuncs],
+        label_selector: str | None = None,
     ) -> NamespacedStores:
         """Declare `ref`'s informers (one per scope), register `handlers`, return the stores."""
         informers = {
             scope: self.factory.informer(
-                ref, namespace=scope, transform=transform, indexers=indexers
+                ref,
+                namespace=scope,
+                label_selector=label_selector,
+                transform=transform,
+                indexers=indexers,
             )
             for scope in self.scopes
         }
@@ -376,6 +382,8 @@ def wire_controllers(
         enqueue = enqueue_to(kind.controller_name)
         grids = wirer.stores(
             ref,
+            # Hub copies of federated grids are distributed, never reconciled where they are.
+            label_selector=NOT_COPY_SELECTOR,
             transform=strip_managed_fields,
             indexers=grid_indexers,
             handlers=[_grid_handlers(kind=kind.grid_kind, enqueue=enqueue, discovery=discovery)],
@@ -425,6 +433,7 @@ def wire_controllers(
     enqueue_service = enqueue_to(SERVICEGRID_CONTROLLER)
     service_grids = wirer.stores(
         SERVICEGRIDS,
+        label_selector=NOT_COPY_SELECTOR,
         transform=strip_managed_fields,
         indexers=grid_indexers,
         handlers=[_grid_handlers(kind="ServiceGrid", enqueue=enqueue_service, discovery=None)],

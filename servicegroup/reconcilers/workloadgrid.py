@@ -10,7 +10,8 @@ Owns: `WorkloadKind` (the static facts of one workload grid kind) and
    write when changed, then `TerminalError`: no retry until the grid changes. Children are
    left as they are: a typo never deletes a site's workload.
 3. Units of `gridUniqKey` from the NodeUnit index; render every unit's child (pure).
-   A unit that cannot be rendered (missing pool entry, no valid name) fails alone.
+   A unit that cannot be rendered (missing pool entry, no valid name) fails alone. The
+   render is remembered per grid and reused while its inputs are unchanged (`_render`).
 4. Each rendered child through `ChildSync`: refuse names we do not control, skip children
    that match, server-side apply the rest; a rejected apply fails its unit only and is not
    repeated until something changes or `retry_rejected_after` passes (no hot loop).
@@ -23,11 +24,12 @@ Owns: `WorkloadKind` (the static facts of one workload grid kind) and
 7. Status last, from the children as we know them (cache, or our write's answer), written in
    one request only when it changed.
 
-Result: transient API failures (5xx, 429, transport) raise after the status is written, so
+Result: transient API failures (5xx, 429, 409, transport) raise after the status is written, so
 the grid is retried with the controller's rate-limited backoff; otherwise the shortest wait
 (grace period, rejected apply) is returned as `requeue_after`, or nothing.
 
-Invariants: no API read; cached objects are never mutated; writes only through `GridWriter`;
+Invariants: no API read; cached objects and remembered renders are never mutated; writes
+only through `GridWriter`;
 a reconcile that changes nothing makes no request and emits no Normal Event.
 """
 
@@ -44,15 +46,21 @@ from servicegroup.clock import Clock
 from servicegroup.controller import Request, Result, TerminalError
 from servicegroup.events import NORMAL, WARNING
 from servicegroup.grid import conditions as cond
-from servicegroup.grid.compare import controlled_by
+from servicegroup.grid.compare import canonical_json, controlled_by
 from servicegroup.grid.labels import NODEUNIT
 from servicegroup.grid.naming import is_qualified_name
-from servicegroup.grid.render import render_units
+from servicegroup.grid.render import RenderPlan, render_units
 from servicegroup.grid.status import build_status, status_changed
 from servicegroup.grid.templates import unused_pool_entries, unused_pool_patch
 from servicegroup.grid.validation import GridValidation, validate_grid
 from servicegroup.informers.store import CONTROLLER_UID_INDEX
-from servicegroup.kube.errors import ApiError, is_conflict, is_not_found, is_retryable
+from servicegroup.kube.errors import (
+    ApiError,
+    is_conflict,
+    is_not_found,
+    is_retryable,
+    is_retryable_write,
+)
 from servicegroup.kube.resources import ResourceRef
 from servicegroup.metrics import Metrics
 from servicegroup.reconcilers import reasons
@@ -67,6 +75,7 @@ from servicegroup.reconcilers.children import (
     deleting,
     update_status,
 )
+from servicegroup.reconcilers.federation_status import keep_federated
 from servicegroup.reconcilers.gridindex import NamespacedStores
 
 # An apply the API server rejected (422, 400, 403, ...) is tried again after this long even
@@ -109,6 +118,37 @@ def _earliest(current: float | None, candidate: float | None) -> float | None:
     if candidate is None:
         return current
     return candidate if current is None else min(current, candidate)
+
+
+def _render(
+    memory: GridMemory,
+    obj: Mapping[str, Any],
+    grid: DeploymentGrid | StatefulSetGrid,
+    units: frozenset[str],
+) -> RenderPlan:
+    """`render_units(grid, units)`, reused while nothing it reads has changed.
+
+    A render reads the grid's kind, name, namespace, uid, labels and spec, and the unit set;
+    the spec is compared as canonical JSON (generation is not trusted to move with it). Most
+    reconciles of a grid (its children's and its own status's watch events coming back)
+    change none of these. The plan's objects are never mutated (see the module docstring).
+    """
+    metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    inputs = (
+        obj.get("kind"),
+        metadata.get("name"),
+        metadata.get("namespace"),
+        metadata.get("uid"),
+        tuple(sorted(labels.items())) if isinstance(labels, Mapping) else labels,
+        canonical_json(obj.get("spec")),
+        units,
+    )
+    if memory.render_inputs == inputs and isinstance(memory.render_plan, RenderPlan):
+        return memory.render_plan
+    plan = render_units(grid, units)
+    memory.render_inputs, memory.render_plan = inputs, plan
+    return plan
 
 
 class WorkloadGridReconciler:
@@ -229,7 +269,7 @@ class WorkloadGridReconciler:
         uid = memory.uid
         spec_key = grid.spec.grid_uniq_key
         units = self._units.units(spec_key)
-        plan = render_units(grid, units)
+        plan = _render(memory, obj, grid, units)
         failures = list(plan.failures.values())
         self._report_failures(obj, failures)
 
@@ -258,11 +298,18 @@ class WorkloadGridReconciler:
             if outcome.transient is not None:
                 transient.append(outcome.transient)
 
+        if len(memory.matched) > len(plan.children):
+            current = {child.name for child in plan.children.values()}
+            for name in [n for n in memory.matched if n not in current]:
+                del memory.matched[name]
+
         wait, errors = await self._delete_vanished(obj, memory, owned, units, log=log)
         requeue_after = _earliest(requeue_after, wait)
         transient.extend(errors)
 
-        obj = await self._prune_templates(obj, grid, log=log)
+        obj, prune_error = await self._prune_templates(obj, grid, log=log)
+        if prune_error is not None:
+            transient.append(prune_error)
 
         status = build_status(
             child_kind=self.kind.child_kind,
@@ -274,6 +321,7 @@ class WorkloadGridReconciler:
             now=self._clock.now(),
             grid_uniq_key=spec_key,
         )
+        status = keep_federated(previous=obj.get("status"), status=status)
         if status_changed(obj.get("status"), status):
             written = await update_status(
                 writer=self._writer,
@@ -318,6 +366,7 @@ class WorkloadGridReconciler:
             now=self._clock.now(),
             grid_uniq_key=key if isinstance(key, str) else "",
         )
+        status = keep_federated(previous=obj.get("status"), status=status)
         if status_changed(obj.get("status") or None, status):
             await update_status(
                 writer=self._writer,
@@ -373,10 +422,11 @@ class WorkloadGridReconciler:
                     namespace=namespace, name=name, uid=str(metadata.get("uid") or "")
                 )
             except ApiError as err:
-                if is_not_found(err) or is_conflict(err):
-                    # Gone already, or replaced by another object (uid precondition).
-                    continue
-                if is_retryable(err):
+                if is_not_found(err):
+                    continue  # gone already
+                if is_retryable_write(err):
+                    # 409: replaced by another object (uid precondition) or an API server
+                    # that gave up; either way the next attempt reads the cache again.
                     errors.append(err)
                     continue
                 self._recorder.event(
@@ -401,33 +451,35 @@ class WorkloadGridReconciler:
         grid: DeploymentGrid | StatefulSetGrid,
         *,
         log: FilteringBoundLogger,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], ApiError | None]:
         """autoDeleteUnusedTemplate: remove pool entries nothing refers to (one merge patch).
 
-        Returns the grid as it is now (the patch's answer when there was one).
+        Returns the grid as it is now (the patch's answer when there was one), and the error
+        to retry with backoff when the patch failed in a way that may pass (a 409 included:
+        the grid changed since we read it, and a requeue reads it again).
         """
         patch = unused_pool_patch(grid.spec, resource_version=grid.metadata.resource_version)
         if patch is None:
-            return obj
+            return obj, None
         unused = ", ".join(sorted(unused_pool_entries(grid.spec)))
         try:
             after = await self._writer.patch_spec(
                 namespace=grid.metadata.namespace, name=grid.metadata.name, patch=patch
             )
         except ApiError as err:
-            if is_conflict(err) or is_not_found(err):
-                # The grid changed (or went) since we read it: its watch event brings us back.
-                log.debug("Template pruning skipped: the grid changed", error=str(err))
-                return obj
+            if is_not_found(err):
+                return obj, None  # the grid went: nothing to prune
+            if is_conflict(err):
+                # The grid changed since we read it (or the server gave up): read it again.
+                log.debug("Template pruning conflicted, will retry", error=str(err))
+                return obj, err
             self._recorder.event(
                 obj,
                 type=WARNING,
                 reason=reasons.PRUNE_FAILED,
                 message=f"could not remove unused templatePool entries {unused}: {err}",
             )
-            if is_retryable(err):
-                raise
-            return obj
+            return obj, (err if is_retryable(err) else None)
         self._grid_writes.wrote(
             f"{grid.metadata.namespace}/{grid.metadata.name}", before=obj, after=after
         )
@@ -438,4 +490,4 @@ class WorkloadGridReconciler:
             message=f"Removed unused templatePool entries: {unused}",
         )
         log.info("Removed unused templatePool entries", entries=unused)
-        return after
+        return after, None

@@ -453,8 +453,9 @@ RBAC_NEEDS: dict[str, set[Permission]] = {
         # status in one JSON patch of the status subresource (reconcilers/children.py)
         | _perms("patch", "superedge.io", " ".join(f"{g}/status" for g in GRIDS.split()))
         # children: informers, server-side apply, delete with a uid precondition
-        | _perms("list watch patch delete", "apps", "deployments statefulsets")
-        | _perms("list watch patch delete", "", "services")
+        # Server-side apply that creates an object is authorized as create too.
+        | _perms("list watch create patch delete", "apps", "deployments statefulsets")
+        | _perms("list watch create patch delete", "", "services")
         | _perms("list watch", "", "nodes")  # NodeUnit discovery
         | _perms("create patch", "", "events")  # events.py (core/v1, deduplicated by patch)
     ),
@@ -581,7 +582,7 @@ def test_allows_respects_resource_names() -> None:
 FEDERATION_NEEDS: set[Permission] = (
     _perms("list watch", "", "namespaces")  # hub: the cluster namespaces (informer)
     # hub: delete copies; member: read a grid missing from the cache, delete local grids
-    | _perms("get delete", "superedge.io", GRIDS)
+    | _perms("get create delete", "superedge.io", GRIDS)
 )
 FEDERATION_NAMESPACED_NEEDS: set[Permission] = _perms(
     "list watch", "", "secrets", "parent-cluster"
