@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 import uuid
@@ -152,13 +153,20 @@ class LeaderElector:
             raise ValueError(f"renew_deadline must exceed {JITTER_FACTOR} x retry_period")
         if jitter_factor < 0:
             raise ValueError("jitter_factor must not be negative")
+        if math.ceil(lease_duration) <= renew_deadline + retry_period:
+            # A partitioned leader stops leading up to renew_deadline + retry_period after its
+            # last renewal; others may take over leaseDurationSeconds after observing it.
+            raise ValueError(
+                "lease_duration must exceed renew_deadline + retry_period, or two candidates "
+                "could lead at once"
+            )
         self._client = client
         self._clock = clock
         self._namespace = namespace
         self._name = name
         self._identity = identity
         self._lease_duration = lease_duration
-        self._lease_seconds = int(lease_duration)
+        self._lease_seconds = math.ceil(lease_duration)
         self._renew_deadline = renew_deadline
         self._retry_period = retry_period
         self._request_timeout = (

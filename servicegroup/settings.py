@@ -463,6 +463,13 @@ class ControllerSettings(CommonSettings):
                 f"than {LEADER_ELECTION_JITTER_FACTOR} x retry period "
                 f"({format_duration(self.retry_period)})"
             )
+        if math.ceil(self.lease_duration) <= self.renew_deadline + self.retry_period:
+            raise ValueError(
+                f"lease duration ({format_duration(self.lease_duration)}) must exceed renew "
+                "deadline + retry period "
+                f"({format_duration(self.renew_deadline + self.retry_period)}), or a "
+                "partitioned leader could still lead when another takes over"
+            )
         return self
 
 

@@ -174,6 +174,10 @@ def test_controller_durations_accept_go_syntax() -> None:
         ({"retry_period": "9s"}, "must be greater than 1.2 x retry period (9s)"),
         ({"retry_period": 0}, "retry period must be greater than zero"),
         (
+            {"lease_duration": "12s", "renew_deadline": "10s", "retry_period": "2s"},
+            "must exceed renew deadline + retry period (12s)",
+        ),
+        (
             {"lease_duration": "900ms", "renew_deadline": "500ms", "retry_period": "100ms"},
             "lease duration must be at least 1s",
         ),
