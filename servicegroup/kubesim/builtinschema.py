@@ -294,6 +294,19 @@ CUSTOM_RESOURCE_DEFINITION = _root(
         zero="map",
     ),
 )
+SERVICE_ACCOUNT = _root(
+    # ObjectReference is `+structType=atomic`; LocalObjectReference too.
+    secrets=map_list(ATOMIC_STRUCT, "name"),
+    imagePullSecrets=ATOMIC_LIST,
+)
+# `rules` has no omitempty (a role without rules carries `rules: null`); every PolicyRule
+# list, the subjects and the aggregation selectors are `+listType=atomic`.
+ROLE = _root(rules=listing(struct(), "atomic", zero="null"))
+CLUSTER_ROLE = _root(
+    rules=listing(struct(), "atomic", zero="null"),
+    aggregationRule=struct({"clusterRoleSelectors": ATOMIC_LIST}),
+)
+ROLE_BINDING = _root(subjects=ATOMIC_LIST, roleRef=struct(zero="map"))
 GENERIC = _root()
 
 BUILTIN_ROOTS: dict[tuple[str, str], TypeNode] = {
@@ -314,5 +327,10 @@ BUILTIN_ROOTS: dict[tuple[str, str], TypeNode] = {
     ("discovery.k8s.io", "EndpointSlice"): ENDPOINT_SLICE,
     ("coordination.k8s.io", "Lease"): LEASE,
     ("events.k8s.io", "Event"): EVENTS_V1_EVENT,
+    ("", "ServiceAccount"): SERVICE_ACCOUNT,
+    ("rbac.authorization.k8s.io", "Role"): ROLE,
+    ("rbac.authorization.k8s.io", "ClusterRole"): CLUSTER_ROLE,
+    ("rbac.authorization.k8s.io", "RoleBinding"): ROLE_BINDING,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ROLE_BINDING,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): CUSTOM_RESOURCE_DEFINITION,
 }

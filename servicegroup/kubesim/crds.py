@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from servicegroup.kubesim import errors, schema
 from servicegroup.kubesim.engine import DeleteOptions, Engine, WriteContext
+from servicegroup.kubesim.fielderrors import Cause, invalid
 from servicegroup.kubesim.registry import BASE_FIELD_SELECTORS, ResourceType, StorageKey
 from servicegroup.kubesim.store import DELETED, StoreEvent, clone, meta_of
 from servicegroup.kubesim.workloop import WorkLoop
@@ -93,29 +94,21 @@ def resource_types(crd: Obj) -> list[ResourceType]:
     return result
 
 
-def validate_crd_names(crd: Obj, old: Obj | None) -> list[errors.FieldCause]:
-    """Name checks of the CRD registry (the structural schema checks are schema.validate_crd)."""
-    causes: list[errors.FieldCause] = []
-    spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    name = meta_of(crd).get("name", "")
-    plural = names.get("plural", "")
-    group = spec.get("group", "")
-    if name != f"{plural}.{group}":
-        causes.append(
-            errors.invalid_value(
-                "metadata.name", f'"{name}"', 'must be spec.names.plural+"."+spec.group'
-            )
-        )
-    for cause in schema.validate_crd(crd):
-        causes.append(errors.FieldCause(cause.type, cause.message, cause.field))
+def validate_crd_names(crd: Obj, old: Obj | None) -> list[Cause]:
+    """The CRD registry's spec checks (schema.validate_crd) plus the immutable group/scope.
+
+    `metadata.name` (required, a DNS subdomain, `<plural>.<group>`) is checked once, with
+    the rest of ObjectMeta, by `validation.validate_create`: upstream reports it once, from
+    ValidateObjectMeta's name function.
+    """
+    causes = [cause for cause in schema.validate_crd(crd) if cause.field != "metadata.name"]
     if old is not None:
-        if (old.get("spec") or {}).get("group") != group:
-            causes.append(errors.invalid_value("spec.group", f'"{group}"', "field is immutable"))
-        if (old.get("spec") or {}).get("scope") != spec.get("scope"):
-            causes.append(
-                errors.invalid_value("spec.scope", f'"{spec.get("scope")}"', "field is immutable")
-            )
+        spec = crd.get("spec") or {}
+        old_spec = old.get("spec") or {}
+        if old_spec.get("group") != spec.get("group"):
+            causes.append(invalid("spec.group", spec.get("group"), "field is immutable"))
+        if old_spec.get("scope") != spec.get("scope"):
+            causes.append(invalid("spec.scope", spec.get("scope"), "field is immutable"))
     return causes
 
 

@@ -1,7 +1,7 @@
 """kube-apiserver defaulting of built-in kinds, applied to raw dicts in place.
 
-Owns `apply_defaults` (what the scheme's defaulting functions of core/v1, apps/v1 and
-discovery/v1 do on every decode, i.e. on create and on every update/patch result), the
+Owns `apply_defaults` (what the scheme's defaulting functions of core/v1, apps/v1,
+discovery/v1 and rbac/v1 do on every decode, i.e. on create and on every update/patch result), the
 Service fields the service registry fills before validation (`clusterIPs` from
 `clusterIP`, `ipFamilyPolicy`, `ipFamilies`), `prepare_service_update` (the registry's
 update-only Service normalisation) and `needs_cluster_ip`.
@@ -350,6 +350,23 @@ def _endpoint_slice(obj: dict[str, Any]) -> None:
             port["protocol"] = "TCP"
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _rbac_role(obj: dict[str, Any]) -> None:
+    # `rules` has no omitempty: a role without rules reads back `rules: null`.
+    obj.setdefault("rules", None)
+
+
+def _rbac_binding(obj: dict[str, Any]) -> None:
+    role_ref = get_dict(obj, "roleRef")
+    if role_ref is not None and not role_ref.get("apiGroup"):
+        role_ref["apiGroup"] = RBAC_GROUP
+    for _, subject in dicts(get_list(obj, "subjects")):
+        if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
+            subject["apiGroup"] = RBAC_GROUP
+
+
 def _namespace(obj: dict[str, Any]) -> None:
     name = get_str(get_dict(obj, "metadata"), "name")
     if name:
@@ -396,6 +413,10 @@ _DEFAULTERS = {
     ("apps", "StatefulSet"): _stateful_set,
     ("apps", "DaemonSet"): _daemon_set,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    (RBAC_GROUP, "Role"): _rbac_role,
+    (RBAC_GROUP, "ClusterRole"): _rbac_role,
+    (RBAC_GROUP, "RoleBinding"): _rbac_binding,
+    (RBAC_GROUP, "ClusterRoleBinding"): _rbac_binding,
 }
 
 

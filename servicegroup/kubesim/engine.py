@@ -2,7 +2,9 @@
 
 Owns: `Engine` - get / list / watch / create / update / patch (merge, strategic, JSON,
 apply) / delete / deletecollection with kube-apiserver's rules: namespace lifecycle,
-generateName, defaulting, schema pruning, field validation, validation (422 with causes),
+generateName, defaulting, unknown fields dropped on decode for built-ins (OpenAPI models)
+and custom resources (schema pruning) and reported per `fieldValidation` (see
+`fieldvalidation`), server-side apply refusing undeclared fields, validation (422 with causes),
 optimistic concurrency, create-on-update, the status subresource split, generation, managed
 fields, finalizers and deletionTimestamp, graceful pod deletion, GC finalizers for
 foreground/orphan propagation, service IP allocation, dry runs. `WriteContext` carries the
@@ -26,11 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+import orjson
 import yaml
 
 from servicegroup.kubesim import (
     defaults,
     errors,
+    fieldvalidation,
     listtypes,
     managedfields,
     schema,
@@ -229,7 +233,8 @@ class Engine:
             objects = list(self.store.items(key, ns))
             if resource_version == "0":
                 limit = 0  # served from the watch cache, which ignores limit
-        objects.sort(key=_sort_key)
+        # etcd's order: by the key string, which is also what continue tokens compare.
+        objects.sort(key=_key_str)
         if start:
             objects = [obj for obj in objects if _key_str(obj) > start]
         matches = _matcher(labels, fields, name=None)
@@ -274,7 +279,7 @@ class Engine:
 
     def create(self, rt: ResourceType, namespace: str | None, body: Obj, ctx: WriteContext) -> Obj:
         self._require_verb(rt, "create")
-        obj = self._decode(rt, body)
+        obj = self._decode(rt, body, ctx)
         ns = self._check_namespace(rt, namespace, obj)
         meta = obj["metadata"]
         if meta.get("resourceVersion"):
@@ -342,7 +347,7 @@ class Engine:
     ) -> tuple[Obj, bool]:
         """PUT; returns (object, created)."""
         self._require_verb(rt, "update")
-        obj = self._decode(rt, body)
+        obj = self._decode(rt, body, ctx)
         ns = self._check_namespace(rt, namespace, obj)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -513,7 +518,15 @@ class Engine:
             raise _patch_error(err) from None
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")
-        obj = self._decode(rt, patched)
+        patched_doc: Obj = patched
+
+        def patched_text() -> str:
+            if patch_type == STRATEGIC_PATCH:
+                # The strategic patcher reports the patch itself, printed as a Go map.
+                return fieldvalidation.go_print(body)
+            return fieldvalidation.patched_json_text(patched_doc)
+
+        obj = self._decode(rt, patched, ctx, patched_text=patched_text)
         meta = obj["metadata"]
         if meta.get("name") != name:
             raise errors.bad_request(
@@ -556,10 +569,7 @@ class Engine:
                 [errors.required("fieldManager", "is required for apply patch")],
             )
         if isinstance(body, (bytes, str)):
-            try:
-                body = yaml.safe_load(body)
-            except yaml.YAMLError as err:
-                raise errors.bad_request(f"error decoding YAML: {err}") from None
+            body = _decode_apply_body(body)
         if not isinstance(body, dict):
             raise errors.bad_request("apply patch must be a YAML or JSON object")
         config = clone(body)
@@ -567,6 +577,7 @@ class Engine:
         meta = config.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
+        self._check_declared_fields(rt, config, name)
         if meta.get("name", name) != name:
             raise errors.bad_request(
                 f"the name of the object ({meta.get('name')}) does not match the name on the URL "
@@ -773,22 +784,88 @@ class Engine:
 
     # ---- pipeline pieces ---------------------------------------------------------------
 
-    def _decode(self, rt: ResourceType, body: Any) -> Obj:
-        """A private deep copy of the request body in storage form, type-checked."""
+    def _decode(
+        self,
+        rt: ResourceType,
+        body: Any,
+        ctx: WriteContext | None = None,
+        *,
+        patched_text: Callable[[], str] | None = None,
+    ) -> Obj:
+        """A private deep copy of the request body in storage form, type-checked.
+
+        With `ctx`, fields the type does not declare are dropped as the decoder drops them,
+        and reported as `ctx.field_validation` says: a create/update body's strict error,
+        or (with `patched_text`, the patched document as the patch handler prints it) a
+        patch's.
+        """
         if not isinstance(body, dict):
             raise errors.bad_request(
                 f"Object '{rt.kind}' is invalid: the request body must be a JSON object"
             )
         obj = clone(body)
         self._check_type(rt, obj, require=False)
+        metadata = obj.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise errors.bad_request("metadata must be an object")
+        if ctx is not None:
+            self._drop_unknown_fields(rt, obj, ctx, patched_text=patched_text)
         obj = to_storage(rt, obj)
         obj["apiVersion"] = storage_api_version(rt)
-        metadata = obj.get("metadata")
-        if metadata is None:
+        if obj.get("metadata") is None:
             obj["metadata"] = {}
-        elif not isinstance(metadata, dict):
-            raise errors.bad_request("metadata must be an object")
         return obj
+
+    def _drop_unknown_fields(
+        self,
+        rt: ResourceType,
+        obj: Obj,
+        ctx: WriteContext,
+        *,
+        patched_text: Callable[[], str] | None,
+    ) -> None:
+        """Prune undeclared fields (request version); fail, warn or stay silent about them."""
+        if rt.crd is None:
+            found = fieldvalidation.drop_unknown_builtin(obj, rt.group, rt.version, rt.kind)
+        elif rt.schema is not None:
+            before = clone(obj) if ctx.field_validation != "Ignore" else None
+            schema.prune(obj, rt.schema)
+            found = fieldvalidation.removed_steps(before, obj) if before is not None else []
+        else:
+            found = []
+        if not found or ctx.field_validation == "Ignore":
+            return
+        messages = fieldvalidation.unknown_field_messages(found)
+        if ctx.field_validation == "Strict":
+            if patched_text is not None:
+                raise fieldvalidation.patch_error(patched_text(), messages)
+            raise fieldvalidation.decode_error(rt.kind, rt.version, messages)
+        ctx.warnings.extend(messages)
+
+    def _check_declared_fields(self, rt: ResourceType, config: Obj, name: str) -> None:
+        """Server-side apply converts the config to its type first: undeclared fields fail."""
+        if rt.crd is None:
+            found = fieldvalidation.drop_unknown_builtin(
+                config, rt.group, rt.version, rt.kind, drop=False
+            )
+        elif rt.schema is not None:
+            pruned = clone(config)
+            schema.prune(pruned, rt.schema)
+            found = fieldvalidation.removed_steps(config, pruned)
+        else:
+            found = []
+        if found:
+            meta = config.get("metadata") or {}
+            raise fieldvalidation.apply_error(
+                found,
+                config,
+                self.list_types(rt),
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or name),
+                group=rt.group,
+                version=rt.version,
+                kind=rt.kind,
+            )
 
     def _check_type(self, rt: ResourceType, obj: Obj, *, require: bool) -> None:
         api_version = obj.get("apiVersion")
@@ -858,15 +935,9 @@ class Engine:
             return
         if rt.schema is None:
             return
-        before = clone(obj) if ctx.field_validation != "Ignore" else None
+        # Unknown fields of the request were reported when it was decoded; what remains to
+        # prune here comes from merging (apply) and is dropped silently.
         schema.prune(obj, rt.schema)
-        if before is not None:
-            unknown = sorted(_removed_paths(before, obj, ""))
-            if unknown:
-                messages = [f'unknown field "{path}"' for path in unknown]
-                if ctx.field_validation == "Strict":
-                    raise errors.bad_request("strict decoding error: " + ", ".join(messages))
-                ctx.warnings.extend(messages)
         schema.apply_defaults(obj, rt.schema)
 
     def _validate_create(self, rt: ResourceType, obj: Obj) -> None:
@@ -1040,14 +1111,25 @@ def _parse_rv(text: str) -> int:
     return value
 
 
-def _sort_key(obj: Obj) -> tuple[str, str]:
-    meta = obj["metadata"]
-    return (meta.get("namespace", ""), meta["name"])
+def _decode_apply_body(body: bytes | str) -> Any:
+    """An apply body is YAML; clients almost always send JSON (a subset), so try that first."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.load(body, Loader=_YAML_LOADER)
+    except yaml.YAMLError as err:
+        raise errors.bad_request(f"error decoding YAML: {err}") from None
+
+
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _key_str(obj: Obj) -> str:
-    namespace, name = _sort_key(obj)
-    return f"{namespace}/{name}" if namespace else name
+    meta = obj["metadata"]
+    namespace = meta.get("namespace", "")
+    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
 
 
 def _matcher(
@@ -1097,22 +1179,6 @@ def _keep_managed_field_times(meta: Obj, old_meta: Mapping[str, Any]) -> None:
 
     if all(without_time(a) == without_time(b) for a, b in zip(new_fields, old_fields, strict=True)):
         meta["managedFields"] = old_fields
-
-
-def _removed_paths(before: Any, after: Any, prefix: str) -> list[str]:
-    """Field paths present in `before` and pruned from `after` (unknown fields)."""
-    paths: list[str] = []
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key, value in before.items():
-            path = f"{prefix}.{key}" if prefix else key
-            if key not in after:
-                paths.append(path)
-            else:
-                paths.extend(_removed_paths(value, after[key], path))
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for index, (b, a) in enumerate(zip(before, after, strict=True)):
-            paths.extend(_removed_paths(b, a, f"{prefix}[{index}]"))
-    return paths
 
 
 def _patch_error(err: patching.PatchError) -> errors.ApiError:

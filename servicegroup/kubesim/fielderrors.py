@@ -8,8 +8,11 @@ Invariants:
 - `Cause.type` is one of the `FieldValue*` cause types; `Cause.message` never repeats the
   field path (that is only in `status_message`), matching `StatusCause.message`.
 - Bad values print like Go: strings with `strconv.Quote`, integers and booleans bare,
-  `null` for absent values, anything structured as compact JSON (current apiservers print
-  `{"matchLabels":{"app":"x"}}`, not Go struct syntax).
+  anything structured as compact JSON (current apiservers print
+  `{"matchLabels":{"app":"x"}}`, not Go struct syntax). An absent value (`None`: a nil
+  interface or pointer) prints `"null"`, quoted: `ErrorBody` replaces it with the string
+  "null" and prints that with `%q`. A nil map or slice is a typed value, not a nil
+  pointer: pass `NIL_COLLECTION` for it and it prints bare `null`.
 - `status_message` de-duplicates identical errors and brackets two or more, like
   `utilerrors.Aggregate`; the causes list itself is never de-duplicated.
 """
@@ -20,7 +23,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 REQUIRED = "FieldValueRequired"
 INVALID = "FieldValueInvalid"
@@ -111,9 +114,23 @@ def go_json(value: Any, *, sort_keys: bool = False) -> str:
     )
 
 
+class _NilCollection:
+    """A nil Go map or slice as a bad value (see the module docstring)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NIL_COLLECTION"
+
+
+NIL_COLLECTION: Final = _NilCollection()
+
+
 def format_value(value: Any, *, sort_keys: bool = False) -> str:
     """A bad value as `ErrorBody` prints it. `sort_keys` for Go maps (labels, selectors)."""
     if value is None:
+        return '"null"'  # a nil interface or pointer becomes the string "null", quoted
+    if value is NIL_COLLECTION:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -11,6 +11,9 @@ fields) and named like kube's (`io.k8s.api.apps.v1.Deployment`); definitions of 
 resources from a CRD's `openAPIV3Schema` (`io.superedge.v1.DeploymentGrid`); the REST paths
 and operations of every resource; the v3 index with content hashes.
 
+`builtin_definitions` / `builtin_definition_name` expose the built-in definitions to
+`fieldvalidation`, which walks request bodies against them to drop unknown fields.
+
 Invariants: documents are deterministic for a given set of built-ins and CRDs; they are
 cached until a CRD is added or removed, and a document's hash changes exactly when its bytes
 do. Returned documents are shared with the cache and must not be mutated. The built-in
@@ -29,7 +32,13 @@ from typing import Any
 
 import orjson
 
-__all__ = ["OpenAPIBuilder", "definition_name", "field_description"]
+__all__ = [
+    "OpenAPIBuilder",
+    "builtin_definition_name",
+    "builtin_definitions",
+    "definition_name",
+    "field_description",
+]
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _INTSTR = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -43,12 +52,14 @@ _GROUP_PACKAGES = {
     "discovery.k8s.io": "io.k8s.api.discovery.v1",
     "coordination.k8s.io": "io.k8s.api.coordination.v1",
     "events.k8s.io": "io.k8s.api.events.v1",
+    "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
     "apiextensions.k8s.io": _APIEXT,
 }
 _PREFIXES = {
     "CoreV1": "io.k8s.api.core.v1",
     "EventsV1": "io.k8s.api.events.v1",
     "DiscoveryV1": "io.k8s.api.discovery.v1",
+    "RbacV1": "io.k8s.api.rbac.v1",
     "ApiextensionsV1": _APIEXT,
 }
 _META_MODELS = frozenset(
@@ -61,7 +72,7 @@ _META_MODELS = frozenset(
 # Core kinds walked first, so that shared types (PodSpec, ObjectReference...) are core's.
 _CORE_ROOTS = (
     "V1Pod", "V1Service", "V1Node", "V1Namespace", "V1Endpoints", "V1ConfigMap", "V1Secret",
-    "CoreV1Event", "V1PersistentVolumeClaim", "V1PodTemplate",
+    "CoreV1Event", "V1PersistentVolumeClaim", "V1PodTemplate", "V1ServiceAccount",
 )  # fmt: skip
 
 # kubernetes_asyncio types these as plain `object`; kube names them precisely.
@@ -179,6 +190,19 @@ _EXTENSIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("V1ReplicaSetStatus", "conditions"): _MAP_TYPE,
     ("V1StatefulSetStatus", "conditions"): _MAP_TYPE,
     ("V1StatefulSetSpec", "volumeClaimTemplates"): _ATOMIC,
+    ("V1DaemonSetStatus", "conditions"): _MAP_TYPE,
+    ("V1ServiceAccount", "secrets"): _MAP_NAME,
+    ("V1ServiceAccount", "imagePullSecrets"): _ATOMIC,
+    ("V1Role", "rules"): _ATOMIC,
+    ("V1ClusterRole", "rules"): _ATOMIC,
+    ("V1RoleBinding", "subjects"): _ATOMIC,
+    ("V1ClusterRoleBinding", "subjects"): _ATOMIC,
+    ("V1AggregationRule", "clusterRoleSelectors"): _ATOMIC,
+    ("V1PolicyRule", "apiGroups"): _ATOMIC,
+    ("V1PolicyRule", "resources"): _ATOMIC,
+    ("V1PolicyRule", "resourceNames"): _ATOMIC,
+    ("V1PolicyRule", "nonResourceURLs"): _ATOMIC,
+    ("V1PolicyRule", "verbs"): _ATOMIC,
     ("V1NodeStatus", "conditions"): _MAP_TYPE,
     ("V1NodeStatus", "addresses"): _MAP_TYPE,
     ("V1NodeStatus", "images"): _ATOMIC,
@@ -336,7 +360,7 @@ class _ModelWalker:
         return default
 
     def name_of(self, model: str) -> str:
-        bare = re.sub(r"^(CoreV1|EventsV1|DiscoveryV1|ApiextensionsV1|V1)", "", model)
+        bare = re.sub(r"^(CoreV1|EventsV1|DiscoveryV1|RbacV1|ApiextensionsV1|V1)", "", model)
         return f"{self.packages[model]}.{bare}"
 
     def build(self) -> None:
@@ -426,6 +450,10 @@ def _builtin_definitions() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         ("V1StatefulSet", "apps"),
         ("V1DaemonSet", "apps"),
         ("V1ControllerRevision", "apps"),
+        ("V1Role", "rbac.authorization.k8s.io"),
+        ("V1ClusterRole", "rbac.authorization.k8s.io"),
+        ("V1RoleBinding", "rbac.authorization.k8s.io"),
+        ("V1ClusterRoleBinding", "rbac.authorization.k8s.io"),
         ("V1EndpointSlice", "discovery.k8s.io"),
         ("V1Lease", "coordination.k8s.io"),
         ("EventsV1Event", "events.k8s.io"),
@@ -437,6 +465,23 @@ def _builtin_definitions() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     walker.build()
     names = {walker.name_of(model): model for model in walker.packages}
     return walker.definitions, names
+
+
+def builtin_definitions() -> dict[str, dict[str, Any]]:
+    """Neutral definitions (bare-name `$ref`s) of every built-in model kubesim serves.
+
+    Shared with the cache: must not be mutated.
+    """
+    return _builtin_definitions()[0]
+
+
+def builtin_definition_name(group: str, version: str, kind: str) -> str | None:
+    """`io.k8s.api.apps.v1.Deployment` for a served built-in kind (None when unknown)."""
+    package = _GROUP_PACKAGES.get(group)
+    if package is None or version != "v1":
+        return None
+    name = f"{package}.{kind}"
+    return name if name in _builtin_definitions()[0] else None
 
 
 def _kind_model(group: str, kind: str) -> str:

@@ -32,11 +32,15 @@ ALL_VERBS: tuple[str, ...] = (
 NAMESPACE_VERBS: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS: tuple[str, ...] = ("get", "patch", "update")
 
-# Which changes bump metadata.generation:
-# none -> never; spec -> a change of .spec; spec+annotations -> Deployments (annotations are
-# copied to ReplicaSets); nonmeta -> any change outside metadata (and status when the status
-# subresource is enabled), as for custom resources.
-GenerationPolicy = Literal["none", "spec", "spec+annotations", "nonmeta"]
+# Which changes bump metadata.generation (kube's registry strategies, PrepareForUpdate):
+# none -> never (the generic registry keeps the old generation: Pods, Services, Nodes,
+# Namespaces, ConfigMaps, Secrets, Events, Leases, RBAC...); spec -> a change of .spec
+# (ReplicaSets, StatefulSets, DaemonSets, CRDs); spec+annotations -> Deployments
+# (annotations are copied to ReplicaSets); nonmeta -> any change outside metadata (status
+# included unless the status subresource resets it), as for custom resources;
+# nonmeta+labels -> EndpointSlices (anything outside metadata, or the labels).
+GenerationPolicy = Literal["none", "spec", "spec+annotations", "nonmeta", "nonmeta+labels"]
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 BASE_FIELD_SELECTORS: tuple[str, ...] = ("metadata.name", "metadata.namespace")
 
@@ -204,6 +208,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         field_selectors=EVENT_FIELD_SELECTORS,
     ),
     _rt("", "configmaps", "ConfigMap", short_names=("cm",)),
+    _rt("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     _rt("", "secrets", "Secret", field_selectors=(*BASE_FIELD_SELECTORS, "type")),
     _rt(
         "apps",
@@ -236,6 +241,15 @@ BUILTINS: tuple[ResourceType, ...] = (
         generation="spec",
         scale_paths=(".spec.replicas", ".status.replicas", None),
     ),
+    _rt(
+        "apps",
+        "daemonsets",
+        "DaemonSet",
+        short_names=("ds",),
+        categories=("all",),
+        subresources=("status",),
+        generation="spec",
+    ),
     _rt("apps", "controllerrevisions", "ControllerRevision"),
     _rt(
         "events.k8s.io",
@@ -245,8 +259,19 @@ BUILTINS: tuple[ResourceType, ...] = (
         allow_create_on_update=True,
         field_selectors=EVENT_FIELD_SELECTORS,
     ),
-    _rt("discovery.k8s.io", "endpointslices", "EndpointSlice"),
+    _rt("discovery.k8s.io", "endpointslices", "EndpointSlice", generation="nonmeta+labels"),
     _rt("coordination.k8s.io", "leases", "Lease", allow_create_on_update=True),
+    # The RBAC registries allow create-on-update (a PUT of a missing role creates it).
+    _rt(RBAC_GROUP, "roles", "Role", allow_create_on_update=True),
+    _rt(RBAC_GROUP, "rolebindings", "RoleBinding", allow_create_on_update=True),
+    _rt(RBAC_GROUP, "clusterroles", "ClusterRole", namespaced=False, allow_create_on_update=True),
+    _rt(
+        RBAC_GROUP,
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+        allow_create_on_update=True,
+    ),
     _rt(
         "apiextensions.k8s.io",
         "customresourcedefinitions",

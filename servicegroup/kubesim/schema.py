@@ -426,7 +426,7 @@ def validate(
     causes = _SchemaValidator().validate(obj, schema, "")
     causes.extend(_list_type_causes(obj, schema, ""))
     if any(c.type in (TYPE_INVALID, "FieldValueNotSupported") for c in causes):
-        causes.append(invalid(_NIL, "null", _BLOCKING_MESSAGE))
+        causes.append(invalid(_NIL, None, _BLOCKING_MESSAGE))
     else:
         causes.extend(_cel_causes(obj, old, schema, "", root=True))
     return causes

@@ -106,6 +106,13 @@ def _status_response(error: errors.ApiError) -> web.Response:
     )
 
 
+def warning_header(text: str) -> str:
+    """A `Warning` header value as the apiserver writes it: `299 - "..."`, `"` and `\\`
+    escaped."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1", "yes")
 
@@ -531,8 +538,8 @@ class KubeServer:
             body = obj
         response = self._render(body, negotiated, status=status)
         if ctx is not None:
-            for warning in ctx.warnings:
-                response.headers.add("Warning", f'299 - "{warning}"')
+            for warning in dict.fromkeys(ctx.warnings):  # the recorder drops duplicates
+                response.headers.add("Warning", warning_header(warning))
         return response
 
     def _render(self, body: Any, negotiated: Negotiated, *, status: int = 200) -> web.Response:

@@ -1,10 +1,12 @@
 """Per-kind write strategies: what kube-apiserver's registry strategies do around a write.
 
 Owns: `prepare_for_create` (status reset, initial generation, Pod phase and QoS class,
-Namespace phase and `kubernetes` finalizer, CRD stored versions), `prepare_for_update`
-(the spec/status split between the main endpoint and `/status`, Namespace `/finalize`,
-generation bumps) and the small facts strategies hold (`returns_deleted_object`, pod grace
-periods).
+Namespace phase and `kubernetes` finalizer, CRD stored versions, a DaemonSet's template
+generation annotation, ServiceAccount secret references cut to their names),
+`prepare_for_update` (the spec/status split between the main endpoint and `/status`,
+Namespace `/finalize`, template generation), `bump_generation` (each kind's generation rule,
+see `registry.GenerationPolicy`) and the small facts strategies hold
+(`returns_deleted_object`, pod grace periods).
 
 Invariants:
 - Functions mutate only the `new` object they are given; `old` is a stored object and is
@@ -53,6 +55,11 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
         return
     if kind == ("", "Node"):
         return  # a kubelet registers its Node with a status
+    if kind == ("", "ServiceAccount"):
+        _clean_secret_references(obj)
+        return
+    if kind == ("apps", "DaemonSet"):
+        _set_template_generation(obj, 1)
     if kind == ("apiextensions.k8s.io", "CustomResourceDefinition"):
         storage = [
             v.get("name")
@@ -75,7 +82,42 @@ def prepare_for_create(rt: ResourceType, obj: Obj) -> None:
 _EMPTY_STATUS: dict[tuple[str, str], dict[str, Any]] = {
     ("apps", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
     ("apps", "ReplicaSet"): {"replicas": 0},
+    ("apps", "DaemonSet"): {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberReady": 0,
+    },
 }
+
+# apps/v1 has no spec.templateGeneration: the conversion keeps the internal field in this
+# annotation, so every DaemonSet read through apps/v1 carries it.
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
+
+
+def _template_generation(obj: Obj) -> int:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations.get(TEMPLATE_GENERATION_ANNOTATION, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _set_template_generation(obj: Obj, value: int) -> None:
+    meta = obj.setdefault("metadata", {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations[TEMPLATE_GENERATION_ANNOTATION] = str(max(value, 1))
+    meta["annotations"] = annotations
+
+
+def _clean_secret_references(obj: Obj) -> None:
+    """The ServiceAccount strategy keeps only the name of each `secrets` reference."""
+    secrets = obj.get("secrets")
+    if isinstance(secrets, list):
+        obj["secrets"] = [
+            {"name": ref["name"]} if isinstance(ref, dict) and ref.get("name") else {}
+            for ref in secrets
+        ]
 
 
 def prepare_for_update(rt: ResourceType, new: Obj, old: Obj, *, subresource: str | None) -> Obj:
@@ -104,6 +146,15 @@ def prepare_for_update(rt: ResourceType, new: Obj, old: Obj, *, subresource: str
             new["status"] = old["status"]
         else:
             new.pop("status", None)
+    if (rt.group, rt.kind) == ("", "ServiceAccount"):
+        _clean_secret_references(new)
+    if (rt.group, rt.kind) == ("apps", "DaemonSet"):
+        # Update may not set the template generation; a template change bumps it.
+        generation = _template_generation(old)
+        old_template = (old.get("spec") or {}).get("template")
+        if (new.get("spec") or {}).get("template") != old_template:
+            generation += 1
+        _set_template_generation(new, generation)
     if (rt.group, rt.kind) == ("", "Namespace"):
         spec = dict(new.get("spec") or {})
         old_finalizers = (old.get("spec") or {}).get("finalizers")
@@ -138,9 +189,28 @@ def _spec_changed(rt: ResourceType, new: Obj, old: Obj) -> bool:
             (new.get("metadata") or {}).get("annotations")
             != (old.get("metadata") or {}).get("annotations")
         )
+    # nonmeta, nonmeta+labels: compare everything but metadata. With a status subresource
+    # the main endpoint cannot change status and `/status` writes never bump the generation;
+    # without one, a status change counts like any other.
     skip = {"metadata", "status"} if rt.has_status else {"metadata"}
     keys = (set(new) | set(old)) - skip - {"apiVersion", "kind"}
-    return any(new.get(key) != old.get(key) for key in keys)
+    if rt.crd is not None:
+        # Unstructured content: a key that appears or vanishes is a change.
+        return any(key not in new or key not in old or new[key] != old[key] for key in keys)
+    if any(not _semantic_equal(new.get(key), old.get(key)) for key in keys):
+        return True
+    if rt.generation == "nonmeta+labels":
+        new_labels = (new.get("metadata") or {}).get("labels")
+        old_labels = (old.get("metadata") or {}).get("labels")
+        return not _semantic_equal(new_labels, old_labels)
+    return False
+
+
+def _semantic_equal(a: Any, b: Any) -> bool:
+    """Semantic.DeepEqual on decoded values: an absent, null or empty list/map are equal."""
+    if a in (None, [], {}) and b in (None, [], {}):
+        return True
+    return bool(a == b)
 
 
 def pod_grace_period(pod: Obj, requested: int | None) -> int:

@@ -56,6 +56,16 @@ _ColumnSpec = tuple[str, str, int, str]
 _NAME: _ColumnSpec = ("Name", "string", 0, _NAME_DOC)
 _AGE: _ColumnSpec = ("Age", "string", 0, _CREATED_DOC)
 
+# The RBAC printers describe `roleRef` with the v1beta1 text, for both binding kinds.
+_BINDING_COLUMNS: tuple[_ColumnSpec, ...] = (
+    _NAME,
+    ("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),  # noqa: E501
+    _AGE,
+    ("Users", "string", 1, "Users in the roleBinding"),
+    ("Groups", "string", 1, "Groups in the roleBinding"),
+    ("ServiceAccounts", "string", 1, "ServiceAccounts in the roleBinding"),
+)  # fmt: skip
+
 _COLUMNS: dict[str, tuple[_ColumnSpec, ...]] = {
     "Pod": (
         _NAME,
@@ -101,6 +111,28 @@ _COLUMNS: dict[str, tuple[_ColumnSpec, ...]] = {
         ("Containers", "string", 1, _CONTAINERS_DOC),
         ("Images", "string", 1, _IMAGES_DOC),
     ),
+    "DaemonSet": (
+        _NAME,
+        ("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),  # noqa: E501
+        ("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),  # noqa: E501
+        ("Ready", "integer", 0, "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),  # noqa: E501
+        ("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),  # noqa: E501
+        ("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),  # noqa: E501
+        ("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),  # noqa: E501
+        _AGE,
+        ("Containers", "string", 1, _CONTAINERS_DOC),
+        ("Images", "string", 1, _IMAGES_DOC),
+        ("Selector", "string", 1, "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),  # noqa: E501
+    ),
+    "ServiceAccount": (
+        _NAME,
+        ("Secrets", "string", 0, 'Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a "kubernetes.io/enforce-mountable-secrets" annotation set to "true". The "kubernetes.io/enforce-mountable-secrets" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret'),  # noqa: E501
+        _AGE,
+    ),
+    "Role": (_NAME, ("Created At", "date", 0, _CREATED_DOC)),
+    "ClusterRole": (_NAME, ("Created At", "date", 0, _CREATED_DOC)),
+    "RoleBinding": _BINDING_COLUMNS,
+    "ClusterRoleBinding": _BINDING_COLUMNS,
     "Service": (
         _NAME,
         ("Type", "string", 0, "type determines how the Service is exposed."),
@@ -184,7 +216,13 @@ _GROUPS: dict[str, frozenset[str]] = {
     "Deployment": frozenset({"apps"}),
     "ReplicaSet": frozenset({"apps"}),
     "StatefulSet": frozenset({"apps"}),
+    "DaemonSet": frozenset({"apps"}),
     "ControllerRevision": frozenset({"apps"}),
+    "ServiceAccount": frozenset({""}),
+    "Role": frozenset({"rbac.authorization.k8s.io"}),
+    "ClusterRole": frozenset({"rbac.authorization.k8s.io"}),
+    "RoleBinding": frozenset({"rbac.authorization.k8s.io"}),
+    "ClusterRoleBinding": frozenset({"rbac.authorization.k8s.io"}),
     "EndpointSlice": frozenset({"discovery.k8s.io"}),
     "Lease": frozenset({"coordination.k8s.io"}),
 }
@@ -625,6 +663,61 @@ def _print_statefulset(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), f"{ready}/{_int(spec.get('replicas'))}", _age(obj, now), names, images]
 
 
+def _print_daemonset(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec = _dict(obj.get("spec"))
+    status = _dict(obj.get("status"))
+    template_spec = _get(spec, "template", "spec")
+    names, images = _containers(template_spec)
+    return [
+        _name(obj),
+        _int(status.get("desiredNumberScheduled")),
+        _int(status.get("currentNumberScheduled")),
+        _int(status.get("numberReady")),
+        _int(status.get("updatedNumberScheduled")),
+        _int(status.get("numberAvailable")),
+        format_labels(_get(template_spec, "nodeSelector")),
+        _age(obj, now),
+        names,
+        images,
+        _format_label_selector(spec.get("selector")),
+    ]
+
+
+def _print_serviceaccount(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [_name(obj), len(_list(obj.get("secrets"))), _age(obj, now)]
+
+
+def _print_role(obj: dict[str, Any], now: datetime) -> list[Any]:
+    # CreationTimestamp.UTC().Format(time.RFC3339); the zero time when unset.
+    created = _parse_time(_get(obj, "metadata", "creationTimestamp"))
+    m = created.astimezone(UTC) if created else datetime(1, 1, 1, tzinfo=UTC)
+    stamp = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+    return [_name(obj), stamp]
+
+
+def _print_rolebinding(obj: dict[str, Any], now: datetime) -> list[Any]:
+    role_ref = _dict(obj.get("roleRef"))
+    users: list[str] = []
+    groups: list[str] = []
+    service_accounts: list[str] = []
+    for subject in _dicts(obj.get("subjects")):
+        kind, name = subject.get("kind"), str(subject.get("name") or "")
+        if kind == "ServiceAccount":
+            service_accounts.append(f"{subject.get('namespace') or ''}/{name}")
+        elif kind == "User":
+            users.append(name)
+        elif kind == "Group":
+            groups.append(name)
+    return [
+        _name(obj),
+        f"{role_ref.get('kind') or ''}/{role_ref.get('name') or ''}",
+        _age(obj, now),
+        ", ".join(users),
+        ", ".join(groups),
+        ", ".join(service_accounts),
+    ]
+
+
 def _service_external_ip(spec: dict[str, Any], status: dict[str, Any]) -> str:
     external = [str(ip) for ip in _list(spec.get("externalIPs"))]
     kind = spec.get("type")
@@ -873,6 +966,12 @@ _ROW_PRINTERS: dict[str, Callable[[dict[str, Any], datetime], list[Any]]] = {
     "Deployment": _print_deployment,
     "ReplicaSet": _print_replicaset,
     "StatefulSet": _print_statefulset,
+    "DaemonSet": _print_daemonset,
+    "ServiceAccount": _print_serviceaccount,
+    "Role": _print_role,
+    "ClusterRole": _print_role,
+    "RoleBinding": _print_rolebinding,
+    "ClusterRoleBinding": _print_rolebinding,
     "Service": _print_service,
     "Node": _print_node,
     "Namespace": _print_namespace,

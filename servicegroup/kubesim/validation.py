@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from servicegroup.kubesim import validation_apps as apps
 from servicegroup.kubesim import validation_core as core
 from servicegroup.kubesim import validation_network as network
+from servicegroup.kubesim import validation_rbac as rbac
 from servicegroup.kubesim.fielderrors import Cause, invalid, qualified_kind, status_message
 from servicegroup.kubesim.names import (
     is_dns1035_label,
@@ -122,6 +123,7 @@ _RULES: dict[tuple[str, str], KindRules] = {
         update_first=core.secret_update,
         update_revalidates_meta=True,
     ),
+    ("", "ServiceAccount"): KindRules(namespaced=True, update_revalidates_meta=True),
     ("", "Event"): KindRules(namespaced=True),
     ("", "PersistentVolumeClaim"): KindRules(namespaced=True),
     ("apps", "Deployment"): KindRules(
@@ -150,6 +152,35 @@ _RULES: dict[tuple[str, str], KindRules] = {
         update_last=network.endpoint_slice_update,
         update_meta=False,
         update_revalidates_meta=True,
+    ),
+    # The RBAC validators run ObjectMeta (create rules) first and end with the meta update.
+    (rbac.GROUP, "Role"): KindRules(
+        namespaced=True,
+        spec=rbac.validate_role,
+        update_meta=False,
+        update_revalidates_meta=True,
+        update_last=rbac.meta_update,
+    ),
+    (rbac.GROUP, "ClusterRole"): KindRules(
+        namespaced=False,
+        spec=rbac.validate_cluster_role,
+        update_meta=False,
+        update_revalidates_meta=True,
+        update_last=rbac.meta_update,
+    ),
+    (rbac.GROUP, "RoleBinding"): KindRules(
+        namespaced=True,
+        spec=rbac.validate_role_binding,
+        update_meta=False,
+        update_revalidates_meta=True,
+        update_last=rbac.binding_update,
+    ),
+    (rbac.GROUP, "ClusterRoleBinding"): KindRules(
+        namespaced=False,
+        spec=rbac.validate_cluster_role_binding,
+        update_meta=False,
+        update_revalidates_meta=True,
+        update_last=rbac.binding_update,
     ),
     ("coordination.k8s.io", "Lease"): KindRules(
         namespaced=True, spec=core.validate_lease, kube_finalizers=False

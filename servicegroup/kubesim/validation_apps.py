@@ -20,7 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from servicegroup.kubesim import names
-from servicegroup.kubesim.fielderrors import Cause, forbidden, invalid, not_supported, required
+from servicegroup.kubesim.fielderrors import (
+    NIL_COLLECTION,
+    Cause,
+    forbidden,
+    invalid,
+    not_supported,
+    required,
+)
 from servicegroup.kubesim.objpath import child, get_dict, get_int, get_str
 from servicegroup.kubesim.validation_meta import (
     IMMUTABLE,
@@ -56,9 +63,10 @@ def _template_labels(template: dict[str, Any]) -> dict[str, str]:
 
 
 def _mismatch(template: dict[str, Any]) -> Cause:
-    # The bad value is the template's label map: null when absent, as Go prints a nil map.
+    # The bad value is the template's label map; an absent one is a nil map (bare null).
     labels = get_dict(get_dict(template, "metadata"), "labels")
-    return invalid("spec.template.metadata.labels", labels, MISMATCH, sort_keys=True)
+    value = NIL_COLLECTION if labels is None else labels
+    return invalid("spec.template.metadata.labels", value, MISMATCH, sort_keys=True)
 
 
 def _selector_required(spec: dict[str, Any], kind_word: str) -> list[Cause]:

@@ -32,11 +32,24 @@ NEGATIVE = "must be greater than or equal to 0"
 STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
 _SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
+
+def path_segment_name_errors(name: str) -> list[str]:
+    """`path.IsValidPathSegmentName`, the generic name rule of every registry."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
 # Names per kind; anything not listed (most kinds, and custom resources) is a subdomain.
+# RBAC roles and bindings only need valid path segments (`system:controller:x`).
 _NAME_RULES: dict[str, NameErrors] = {
     "Namespace": names.dns1123_label_errors,
     "Service": names.dns1035_label_errors,
     "StatefulSet": names.dns1123_label_errors,
+    "Role": path_segment_name_errors,
+    "ClusterRole": path_segment_name_errors,
+    "RoleBinding": path_segment_name_errors,
+    "ClusterRoleBinding": path_segment_name_errors,
 }
 
 
@@ -176,13 +189,6 @@ def _kube_finalizer_causes(finalizers: list[Any], field: str) -> list[Cause]:
         for i, value in enumerate(finalizers)
         if isinstance(value, str) and "/" not in value and value not in STANDARD_FINALIZERS
     ]
-
-
-def path_segment_name_errors(name: str) -> list[str]:
-    """`path.IsValidPathSegmentName`, the generic name rule of every registry."""
-    if name in (".", ".."):
-        return [f"may not be '{name}'"]
-    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
 
 
 def validate_object_meta(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ks_support import USER_AGENT, Cluster, wait_for
+from ks_support import USER_AGENT, Cluster, api_client_for, wait_for
 from kubernetes_asyncio import client
 
 from servicegroup.kubesim.errors import ApiError
@@ -33,6 +33,36 @@ async def test_request_accounting_counts_and_resets(cluster: Cluster) -> None:
     assert entries[("patch", "configmaps", product)] == 1
     await cluster.raw("DELETE", "/kubesim/requests")
     assert sim.requests.writes() == 0
+
+
+async def test_request_accounting_tells_components_apart(cluster: Cluster) -> None:
+    sim = cluster.require_sim()
+    await cluster.raw("DELETE", "/kubesim/requests")
+    ns = cluster.namespace
+    for component in ("controller", "wrapper"):
+        api = api_client_for(cluster.url)
+        api.user_agent = f"servicegroup/0.1.0 ({component})"
+        try:
+            core = client.CoreV1Api(api)
+            await core.create_namespaced_config_map(ns, {"metadata": {"name": component}})
+            await core.list_namespaced_config_map(ns)
+        finally:
+            await api.close()
+    assert sim.requests.writes(user_agent_product="servicegroup") == 2
+    assert sim.requests.writes(user_agent_component="controller") == 1
+    assert (
+        sim.requests.count(
+            verb="list", user_agent_product="servicegroup", user_agent_component="wrapper"
+        )
+        == 1
+    )
+    status, body, _ = await cluster.raw("GET", "/kubesim/requests")
+    assert status == 200
+    rows = {
+        (e["verb"], e["userAgent"], e["userAgentComponent"]): e["count"] for e in body["requests"]
+    }
+    assert rows[("create", "servicegroup", "controller")] == 1
+    assert rows[("create", "servicegroup", "wrapper")] == 1
 
 
 async def test_fault_injection_fails_the_next_requests(cluster: Cluster) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from servicegroup.kubesim.openapi import OpenAPIBuilder, definition_name, field_description
+from servicegroup.kubesim.openapi import (
+    OpenAPIBuilder,
+    builtin_definition_name,
+    builtin_definitions,
+    definition_name,
+    field_description,
+)
 
 BUILTINS = [
     ("", "v1", "Namespace", "namespaces", False),
@@ -24,6 +30,12 @@ BUILTINS = [
     ("apps", "v1", "ReplicaSet", "replicasets", True),
     ("apps", "v1", "StatefulSet", "statefulsets", True),
     ("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    ("apps", "v1", "DaemonSet", "daemonsets", True),
+    ("", "v1", "ServiceAccount", "serviceaccounts", True),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     ("coordination.k8s.io", "v1", "Lease", "leases", True),
     ("events.k8s.io", "v1", "Event", "events", True),
@@ -108,6 +120,7 @@ def test_index_lists_every_group_version_with_hashed_urls(builder: OpenAPIBuilde
         "apis/coordination.k8s.io/v1",
         "apis/discovery.k8s.io/v1",
         "apis/events.k8s.io/v1",
+        "apis/rbac.authorization.k8s.io/v1",
     ]
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
     assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
@@ -292,3 +305,23 @@ def test_generation_is_fast(builder: OpenAPIBuilder) -> None:
     elapsed = time.perf_counter() - started
     # Measured ~15 ms on the 2-core CI machine; the bound only guards against regressions.
     assert elapsed < 1.0
+
+
+def test_rbac_and_service_account_definitions_are_named_like_kube() -> None:
+    definitions = builtin_definitions()
+    assert builtin_definition_name("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") == (
+        "io.k8s.api.rbac.v1.ClusterRoleBinding"
+    )
+    assert (
+        builtin_definition_name("", "v1", "ServiceAccount") == "io.k8s.api.core.v1.ServiceAccount"
+    )
+    assert builtin_definition_name("apps", "v1", "DaemonSet") == "io.k8s.api.apps.v1.DaemonSet"
+    assert builtin_definition_name("example.com", "v1", "Thing") is None
+    subjects = definitions["io.k8s.api.rbac.v1.RoleBinding"]["properties"]["subjects"]
+    assert subjects["items"] == {"$ref": "io.k8s.api.rbac.v1.Subject"}
+    assert subjects["x-kubernetes-list-type"] == "atomic"
+    assert "io.k8s.api.rbac.v1.RbacV1Subject" not in definitions
+    rules = definitions["io.k8s.api.rbac.v1.ClusterRole"]["properties"]["rules"]
+    assert rules["items"] == {"$ref": "io.k8s.api.rbac.v1.PolicyRule"}
+    secrets = definitions["io.k8s.api.core.v1.ServiceAccount"]["properties"]["secrets"]
+    assert secrets["x-kubernetes-patch-merge-key"] == "name"

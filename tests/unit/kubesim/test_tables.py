@@ -581,3 +581,67 @@ def test_unknown_builtin_kind_uses_default_convertor() -> None:
     result = table("batch", "Job", {"metadata": {"name": "j"}})
     assert header(result) == ["Name", "Created At"]
     assert cells(result) == ["j", "0001-01-01T00:00:00Z"]
+
+
+def test_daemonset_columns_and_cells() -> None:
+    ds = {
+        "metadata": meta("agent"),
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "spec": {
+                    "nodeSelector": {"zone": "a", "kubernetes.io/os": "linux"},
+                    "containers": [{"name": "c", "image": "nginx"}, {"name": "d", "image": "x"}],
+                }
+            },
+        },
+        "status": {
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 2,
+            "numberReady": 1,
+            "updatedNumberScheduled": 2,
+            "numberAvailable": 1,
+        },
+    }
+    result = table("apps", "DaemonSet", ds)
+    assert header(result) == [
+        "Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age",
+    ]  # fmt: skip
+    assert header(result, wide=True)[-3:] == ["Containers", "Images", "Selector"]
+    assert cells(result) == [
+        "agent", 3, 2, 1, 2, 1, "kubernetes.io/os=linux,zone=a", "5m", "c,d", "nginx,x",
+        "app=agent",
+    ]  # fmt: skip
+    empty = table("apps", "DaemonSet", {"metadata": meta("bare"), "spec": {}})
+    assert cells(empty)[6] == "<none>"
+    assert cells(empty)[-1] == "<none>"
+
+
+def test_service_account_and_rbac_columns() -> None:
+    sa = table("", "ServiceAccount", {"metadata": meta("bot"), "secrets": [{"name": "t"}]})
+    assert header(sa) == ["Name", "Secrets", "Age"]
+    assert cells(sa) == ["bot", 1, "5m"]
+    role = table("rbac.authorization.k8s.io", "ClusterRole", {"metadata": meta("view")})
+    assert [(c["name"], c["type"]) for c in role["columnDefinitions"]] == [
+        ("Name", "string"),
+        ("Created At", "date"),
+    ]
+    assert cells(role) == ["view", ago(minutes=5)]
+    binding = {
+        "metadata": meta("b"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [
+            {"kind": "User", "name": "alice"},
+            {"kind": "User", "name": "bob"},
+            {"kind": "Group", "name": "devs"},
+            {"kind": "ServiceAccount", "name": "bot", "namespace": "ci"},
+            {"kind": "ServiceAccount", "name": "orphan"},
+        ],
+    }
+    result = table("rbac.authorization.k8s.io", "RoleBinding", binding)
+    assert header(result) == ["Name", "Role", "Age"]
+    assert header(result, wide=True)[3:] == ["Users", "Groups", "ServiceAccounts"]
+    assert cells(result) == ["b", "ClusterRole/view", "5m", "alice, bob", "devs", "ci/bot, /orphan"]
+    # The RBAC printers live in the rbac group only: elsewhere the default columns apply.
+    other = table("example.com", "RoleBinding", {"metadata": meta("r")})
+    assert header(other) == ["Name", "Created At"]

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servicegroup.kubesim.defaults import apply_defaults, prepare_service_update
-from servicegroup.kubesim.fielderrors import format_value, go_quote
+from servicegroup.kubesim.errors import ApiError
+from servicegroup.kubesim.fielderrors import NIL_COLLECTION, format_value, go_quote
+from servicegroup.kubesim.local import LocalClient
 from servicegroup.kubesim.validation import (
     Cause,
     is_dns1035_label,
@@ -210,7 +212,9 @@ def test_qualified_kind() -> None:
 def test_go_formatting_of_bad_values() -> None:
     assert go_quote('a"b\n\\') == '"a\\"b\\n\\\\"'
     assert go_quote("\x01é") == '"\\x01é"'
-    assert format_value(None) == "null"
+    # apimachinery turns a nil bad value into the string "null" and prints it with %q.
+    assert format_value(None) == '"null"'
+    assert format_value(NIL_COLLECTION) == "null"  # a nil map or slice
     assert format_value(True) == "true"
     assert format_value(3) == "3"
     assert format_value({"b": "1", "a": "<x>"}, sort_keys=True) == '{"a":"\\u003cx\\u003e","b":"1"}'
@@ -1132,3 +1136,42 @@ def test_validation_never_crashes_on_arbitrary_json(
     causes = validate_create(group, name, new) + validate_update(group, name, old, new)
     assert all(isinstance(c, Cause) and c.message for c in causes)
     assert new == before  # validation is pure
+
+
+def test_crd_name_rule_is_reported_once(local: LocalClient) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "wrong.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    with pytest.raises(ApiError) as raised:
+        local.create("customresourcedefinitions", crd)
+    causes = raised.value.status["details"]["causes"]
+    assert causes == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "wrong.example.com": must be spec.names.plural+"."'
+            "+spec.group",
+            "field": "metadata.name",
+        }
+    ]
+    crd["metadata"]["name"] = "things.example.com"
+    created = local.create("customresourcedefinitions", crd)
+    changed = {**created, "spec": {**created["spec"], "group": "other.example.com"}}
+    with pytest.raises(ApiError) as raised:
+        local.update("customresourcedefinitions", changed)
+    messages = [c["message"] for c in raised.value.status["details"]["causes"]]
+    assert 'Invalid value: "other.example.com": field is immutable' in messages
