@@ -9,6 +9,10 @@ Invariants:
   `Impersonate-*` headers are dropped and the wrapper's authentication headers are added, so
   a local client gets exactly the wrapper's (least-privilege) rights. Hop-by-hop headers are
   not forwarded in either direction.
+- The User-Agent names the wrapper first, then the client it acts for
+  (`servicegroup/<version> (wrapper) kube-proxy/v1.32.0 (linux/amd64) ...`): the request is
+  made with the wrapper's credentials, so audit logs and request accounting attribute it to
+  the wrapper, while still showing on whose behalf.
 - Bodies are relayed byte for byte: the session never decompresses (`Content-Encoding` passes
   through) and never follows redirects.
 - An unreachable API server is a 503 Status with `Retry-After: 1` (client-go retries it); a
@@ -114,11 +118,12 @@ class ReverseProxy:
                 lower in HOP_BY_HOP
                 or lower in _CLIENT_CREDENTIALS
                 or lower.startswith("impersonate-")
-                or lower == "content-length"
+                or lower in ("content-length", "user-agent")
             ):
                 continue
             headers[name] = value
-        headers.setdefault("User-Agent", self._user_agent)
+        client_agent = request.headers.get("User-Agent", "").strip()
+        headers["User-Agent"] = f"{self._user_agent} {client_agent}".rstrip()
         headers.update(await self._config.headers())
         return headers
 

@@ -449,13 +449,14 @@ GRIDS = "deploymentgrids statefulsetgrids servicegrids"
 RBAC_NEEDS: dict[str, set[Permission]] = {
     "controller": (
         # informers (reconcilers/wiring.py); autoDeleteUnusedTemplate merge patch (children.py)
-        _perms("list watch patch", "superedge.io", GRIDS)
+        _perms("list watch", "superedge.io", GRIDS)
+        | _perms("patch", "superedge.io", "deploymentgrids statefulsetgrids")
         # status in one JSON patch of the status subresource (reconcilers/children.py)
         | _perms("patch", "superedge.io", " ".join(f"{g}/status" for g in GRIDS.split()))
         # children: informers, server-side apply, delete with a uid precondition
         # Server-side apply that creates an object is authorized as create too.
         | _perms("list watch create patch delete", "apps", "deployments statefulsets")
-        | _perms("list watch create patch delete", "", "services")
+        | _perms("list watch create patch", "", "services")
         | _perms("list watch", "", "nodes")  # NodeUnit discovery
         | _perms("create patch", "", "events")  # events.py (core/v1, deduplicated by patch)
     ),
@@ -465,8 +466,8 @@ RBAC_NEEDS: dict[str, set[Permission]] = {
         | _perms("list watch", "discovery.k8s.io", "endpointslices")
         # forwarded for kube-proxy with the wrapper's credentials (wrapper/proxy.py)
         | _perms("get", "", "nodes")
-        | _perms("create patch update", "", "events")
-        | _perms("create patch update", "events.k8s.io", "events")
+        | _perms("create patch", "", "events")
+        | _perms("create patch", "events.k8s.io", "events")
     ),
     "dns": (
         # informers only (dns/watcher.py)
@@ -582,7 +583,7 @@ def test_allows_respects_resource_names() -> None:
 FEDERATION_NEEDS: set[Permission] = (
     _perms("list watch", "", "namespaces")  # hub: the cluster namespaces (informer)
     # hub: delete copies; member: read a grid missing from the cache, delete local grids
-    | _perms("get create delete", "superedge.io", GRIDS)
+    | _perms("get create patch delete", "superedge.io", GRIDS)
 )
 FEDERATION_NAMESPACED_NEEDS: set[Permission] = _perms(
     "list watch", "", "secrets", "parent-cluster"

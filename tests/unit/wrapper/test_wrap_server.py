@@ -356,7 +356,8 @@ async def test_everything_else_is_proxied_with_the_wrappers_credentials(metrics:
         assert (method, path, body) == ("POST", "/api/v1/namespaces/ns/events?x=1", b'{"a":1}')
         assert sent_headers["Authorization"] == "Bearer wrapper-token"
         assert "Impersonate-User" not in sent_headers
-        assert sent_headers["User-Agent"] == "kube-proxy/v1.32"
+        # The wrapper makes the request (its credentials), on behalf of kube-proxy.
+        assert sent_headers["User-Agent"] == "wrapper-test kube-proxy/v1.32"
         assert seen[1][0] == "DELETE"
     finally:
         await h.server.stop()
