@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from ctl_support import ZONES, Env, fixture
+from ctl_support import SimCluster
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,8 +28,8 @@ async def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-async def test_controller_command(ctl_env: Env, tmp_path: Path) -> None:
-    env = ctl_env
+async def test_controller_command(ctl_cluster: SimCluster, tmp_path: Path) -> None:
+    env = ctl_cluster
     kubeconfig = env.sim.write_kubeconfig(tmp_path / "kubeconfig")
     metrics_port, health_port = free_port(), free_port()
     log = (tmp_path / "controller.log").open("wb")
@@ -61,12 +61,10 @@ async def test_controller_command(ctl_env: Env, tmp_path: Path) -> None:
         await env.wait_for(ready, what="/readyz", timeout=30)
         assert (await get(f"http://127.0.0.1:{health_port}/healthz"))[0] == 200
 
-        env.create(fixture("deploymentgrid-demo.yaml"))
-        for zone in ZONES:
+        await env.create(env.grid("deploymentgrid-demo.yaml"))
+        for zone in env.zones:
             await env.wait_for(lambda z=zone: env.get("deployments", f"deploymentgrid-demo-{z}"))
-        await env.wait_for(
-            lambda: (env.get("deploymentgrids", "deploymentgrid-demo") or {}).get("status")
-        )
+        await env.wait_for(lambda: env.status("deploymentgrids", "deploymentgrid-demo"))
         status, text = await get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200
         assert 'servicegroup_nodeunits{key="zone"} 3.0' in text
