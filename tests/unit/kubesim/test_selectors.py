@@ -94,7 +94,11 @@ def test_unsupported_field_label_is_rejected() -> None:
 
 
 label_values = st.from_regex(r"\A([a-z0-9]([-a-z0-9_.]{0,10}[a-z0-9])?)?\Z", fullmatch=True)
-label_keys = st.from_regex(r"\A[a-z0-9]([-a-z0-9_.]{0,10}[a-z0-9])?\Z", fullmatch=True)
+# `in` and `notin` are valid label keys but selector keywords: apimachinery's parser refuses
+# them as keys too (`found 'in', expected: identifier`), so they cannot round-trip.
+label_keys = st.from_regex(r"\A[a-z0-9]([-a-z0-9_.]{0,10}[a-z0-9])?\Z", fullmatch=True).filter(
+    lambda key: key not in ("in", "notin")
+)
 
 
 @given(
@@ -122,3 +126,9 @@ def test_a_selector_of_an_objects_own_labels_matches_it(labels: dict[str, str]) 
     parsed = parse_label_selector(selector)
     assert parsed.matches(labels)
     assert parse_label_selector(str(parsed)).matches(labels)
+
+
+@pytest.mark.parametrize("selector", ["in=x", "notin=x"])
+def test_selector_keywords_are_not_keys(selector: str) -> None:
+    with pytest.raises(SelectorError, match=r"found '(in|notin)', expected: identifier"):
+        parse_label_selector(selector)
