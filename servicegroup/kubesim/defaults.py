@@ -317,6 +317,14 @@ def _drop_type_dependent_fields(
     ):
         for _, port in dicts(get_list(spec, "ports")):
             port.pop("nodePort", None)
+    # externalTrafficPolicy only applies to NodePort and LoadBalancer (needsExternalTrafficPolicy);
+    # a switch to another type drops the (usually defaulted) value when the client kept it.
+    if (
+        old_type in node_port_types
+        and new_type not in node_port_types
+        and old_spec.get("externalTrafficPolicy") == spec.get("externalTrafficPolicy")
+    ):
+        spec.pop("externalTrafficPolicy", None)
     if (
         _needs_health_check(old_spec)
         and not _needs_health_check(spec)

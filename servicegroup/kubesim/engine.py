@@ -17,6 +17,9 @@ Invariants:
   stored ones (shared, read-only): callers that mutate copy them.
 - Every successful non-dry-run write goes through `ObjectStore.put/remove`, so watch events,
   history and in-process listeners see it exactly once.
+- An update stores a version that shares every value identical to the previous version's
+  with it (`_share_unchanged`), so history costs only what changed; an unchanged spec of a
+  kind whose spec check reads nothing else is not checked again (`_accepted_specs`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from servicegroup.kubesim import (
     managedfields,
     schema,
     strategies,
+    typed,
     validation,
 )
 from servicegroup.kubesim import patch as patching
@@ -144,6 +148,9 @@ class Engine:
         self.clock = clock
         self.allocator = allocator or ServiceAllocator()
         self._list_types: dict[tuple[str, str, str], listtypes.ListTypes] = {}
+        # Per stored object of a kind whose spec check reads only the spec: the spec dict
+        # that check accepted (stored objects are immutable, so identity means unchanged).
+        self._accepted_specs: dict[tuple[StorageKey, str, str], Any] = {}
         # CRD hooks: crds.py validates CRDs and reacts to their changes.
         self.crd_validator: Callable[[Obj, Obj | None], list[Any]] | None = None
         # Registry-specific first-DELETE behaviour, per (group, plural): old, now -> new.
@@ -330,6 +337,7 @@ class Engine:
         obj = _canonical(obj)
         if ctx.dry_run:
             return self._out(rt, obj)
+        self._accept_spec(rt, key, obj)
         self.store.put(key, obj, old=None)
         return self._out(rt, obj)
 
@@ -436,14 +444,27 @@ class Engine:
                         )
                     ],
                 )
-        self._validate_update(rt, new, old)
+        key = self.storage_key(rt)
+        old_spec = old.get("spec")
+        if (
+            "spec" in new
+            and new["spec"] is not old_spec
+            and (rt.group, rt.plural) != ("", "services")  # _allocate may fill in its spec
+            and typed.identical(new["spec"], old_spec)
+        ):
+            new["spec"] = old_spec  # unchanged: share it with the stored version
+        spec_accepted = (
+            old_spec is not None
+            and new.get("spec") is old_spec
+            and self._accepted_specs.get((key, ns, meta["name"])) is old_spec
+        )
+        self._validate_update(rt, new, old, spec_accepted=spec_accepted)
         if not applied:
             meta["managedFields"] = self._record_update(rt, old, new, ctx, subresource=subresource)
         _keep_managed_field_times(meta, old_meta)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)
-        key = self.storage_key(rt)
         if (
             old_meta.get("deletionTimestamp")
             and not meta.get("finalizers")
@@ -460,6 +481,8 @@ class Engine:
         self._allocate(rt, new, old, dry_run=ctx.dry_run)
         if ctx.dry_run:
             return self._out(rt, new)
+        new = _share_unchanged(new, old)
+        self._accept_spec(rt, key, new)
         self.store.put(key, new, old=old)
         return self._out(rt, new)
 
@@ -492,7 +515,9 @@ class Engine:
         old = self._stored(rt, ns, name)
         if old is None:
             raise errors.not_found(rt.group, rt.plural, name)
-        current = from_storage(rt, clone(old))
+        # A merge patch shares what it does not touch with the stored object (read-only
+        # here: `_decode` copies the result); the other patchers work on a private copy.
+        current = from_storage(rt, old if patch_type == MERGE_PATCH else clone(old))
         try:
             if patch_type == MERGE_PATCH:
                 patched = patching.merge_patch(current, body)
@@ -568,11 +593,12 @@ class Engine:
                 "",
                 [errors.required("fieldManager", "is required for apply patch")],
             )
+        private = False  # a body decoded from JSON here is ours; anything else is copied
         if isinstance(body, (bytes, str)):
-            body = _decode_apply_body(body)
+            body, private = _decode_apply_body(body)
         if not isinstance(body, dict):
             raise errors.bad_request("apply patch must be a YAML or JSON object")
-        config = clone(body)
+        config = body if private else clone(body)
         self._check_type(rt, config, require=True)
         meta = config.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -600,7 +626,8 @@ class Engine:
         elif rt.has_status:
             config.pop("status", None)
         old = self._stored(rt, ns, name)
-        live = from_storage(rt, clone(old)) if old is not None else None
+        # managedfields.apply does not mutate `live`; `_decode` copies its result.
+        live = from_storage(rt, old) if old is not None else None
         if live is not None:
             requested_rv = meta.get("resourceVersion")
             if requested_rv and requested_rv != old["metadata"]["resourceVersion"]:  # type: ignore[index]
@@ -618,7 +645,13 @@ class Engine:
             )
         except managedfields.ApplyConflict as conflict:
             raise _apply_conflict(conflict) from None
+        # The managedFields entries are new and their fieldsV1 are shared, immutable dicts
+        # (one per distinct field set): keep them out of the copy `_decode` makes.
+        result_meta = result["metadata"]
+        managed_fields = result_meta.pop("managedFields", None)
         obj = self._decode(rt, result)
+        if managed_fields is not None:
+            obj["metadata"]["managedFields"] = managed_fields
         if old is None:
             if subresource is not None:
                 raise errors.not_found(rt.group, rt.plural, name)
@@ -733,6 +766,10 @@ class Engine:
         return self._out(rt, final), True
 
     def _remove(self, rt: ResourceType, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        self._accepted_specs.pop(
+            (self.storage_key(rt), meta.get("namespace", ""), meta["name"]), None
+        )
         event = self.store.remove(self.storage_key(rt), obj)
         self._release(rt, event.obj)
         return event.obj
@@ -949,8 +986,18 @@ class Engine:
         if causes:
             raise errors.invalid(rt.group, rt.kind, obj["metadata"].get("name", ""), causes)
 
-    def _validate_update(self, rt: ResourceType, new: Obj, old: Obj) -> None:
-        causes: list[Any] = list(validation.validate_update(rt.group, rt.kind, old, new))
+    def _accept_spec(self, rt: ResourceType, key: StorageKey, obj: Obj) -> None:
+        """Remember the spec of an object about to be stored: it passed the spec check."""
+        if validation.spec_check_reads_only_spec(rt.group, rt.kind):
+            meta = obj["metadata"]
+            self._accepted_specs[(key, meta.get("namespace", ""), meta["name"])] = obj.get("spec")
+
+    def _validate_update(
+        self, rt: ResourceType, new: Obj, old: Obj, *, spec_accepted: bool = False
+    ) -> None:
+        causes: list[Any] = list(
+            validation.validate_update(rt.group, rt.kind, old, new, spec_accepted=spec_accepted)
+        )
         if rt.crd is not None and rt.schema is not None:
             causes.extend(schema.validate(new, rt.schema))
         if rt.group == "apiextensions.k8s.io" and self.crd_validator is not None:
@@ -1097,6 +1144,25 @@ def _canonical(obj: Obj) -> Obj:
     return result
 
 
+def _share_unchanged(new: Obj, old: Obj) -> Obj:
+    """`new` sharing every value identical to `old`'s (stored objects are immutable: less
+    memory, less garbage-collector work); its own top-level and metadata maps are fresh,
+    as `ObjectStore.put` writes the resourceVersion into the metadata."""
+    old_meta = old.get("metadata")
+    out: Obj = {}
+    for key, value in new.items():
+        if key == "metadata" and isinstance(value, dict) and isinstance(old_meta, dict):
+            out[key] = {
+                k: typed.reuse_identical(v, old_meta[k]) if k in old_meta else v
+                for k, v in value.items()
+            }
+        elif key in old:
+            out[key] = typed.reuse_identical(value, old[key])
+        else:
+            out[key] = value
+    return out
+
+
 def _go_strings(values: list[str]) -> str:
     return ", ".join('"' + value.replace('"', '\\"') + '"' for value in values)
 
@@ -1111,14 +1177,16 @@ def _parse_rv(text: str) -> int:
     return value
 
 
-def _decode_apply_body(body: bytes | str) -> Any:
-    """An apply body is YAML; clients almost always send JSON (a subset), so try that first."""
+def _decode_apply_body(body: bytes | str) -> tuple[Any, bool]:
+    """An apply body is YAML; clients almost always send JSON (a subset), so try that first.
+
+    Returns the value and whether it was JSON (then it holds nothing but JSON values)."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError:
         pass
     try:
-        return yaml.load(body, Loader=_YAML_LOADER)
+        return yaml.load(body, Loader=_YAML_LOADER), False
     except yaml.YAMLError as err:
         raise errors.bad_request(f"error decoding YAML: {err}") from None
 

@@ -12,6 +12,11 @@ Invariants: a FieldSet never holds an empty child; values inside path elements a
 frozen (hashable, with booleans, numbers and strings kept apart); elements sort as SMD
 sorts them (field < key < value < index; values: numbers < strings < booleans < lists <
 maps < null), which fixes the key order of a serialized fieldsV1 object.
+
+A FieldSet is immutable once built (`insert` is for building a fresh set only): the set
+operations share unchanged nodes with their operands (and return an operand itself when
+the result equals it), and `to_fields_v1` caches its result on each node, so the dict it
+returns is shared and must not be mutated.
 """
 
 from __future__ import annotations
@@ -34,8 +39,25 @@ class PathElement(NamedTuple):
 Path = tuple[PathElement, ...]
 
 
+_FIELDS: dict[str, PathElement] = {}
+_CACHE_LIMIT = 4096
+_CACHE_MAX_LEN = 256  # longer names and keys are not remembered
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Bounded memo: a full cache starts over (the common names come back at once)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
 def field(name: str) -> PathElement:
-    return PathElement(FIELD, name)
+    pe = _FIELDS.get(name) if type(name) is str else None
+    if pe is None:
+        pe = PathElement(FIELD, name)
+        if type(name) is str and len(name) <= _CACHE_MAX_LEN:
+            _remember(_FIELDS, name, pe)
+    return pe
 
 
 def key(fields: Mapping[str, Any]) -> PathElement:
@@ -128,7 +150,12 @@ _sort_key = functools.cmp_to_key(compare_elements)
 
 
 def sorted_elements(elements: Any) -> list[PathElement]:
-    return sorted(elements, key=_sort_key)
+    # Elements are (kind, value) tuples and frozen values (tag, ...) tuples, so the native
+    # tuple order is SMD's order (`compare_elements`), only much faster.
+    try:
+        return sorted(elements)
+    except TypeError:
+        return sorted(elements, key=_sort_key)
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -146,18 +173,37 @@ def _go_json(v: Any) -> str:
     )
 
 
+_TO_KEY: dict[PathElement, str] = {}
+_FROM_KEY: dict[str, PathElement] = {}
+
+
 def element_to_fields_key(pe: PathElement) -> str:
     """The fieldsV1 key of an element: `f:name`, `k:{...}`, `v:<json>`, `i:<n>`."""
     if pe.kind == FIELD:
         return "f:" + str(pe.value)
-    if pe.kind == KEY:
-        return "k:" + _go_json({k: thaw(v) for k, v in pe.value})
-    if pe.kind == VALUE:
-        return "v:" + _go_json(thaw(pe.value))
-    return f"i:{pe.value}"
+    text = _TO_KEY.get(pe)
+    if text is None:
+        if pe.kind == KEY:
+            text = "k:" + _go_json({k: thaw(v) for k, v in pe.value})
+        elif pe.kind == VALUE:
+            text = "v:" + _go_json(thaw(pe.value))
+        else:
+            text = f"i:{pe.value}"
+        if len(text) <= _CACHE_MAX_LEN:
+            _remember(_TO_KEY, pe, text)
+    return text
 
 
 def element_from_fields_key(text: str) -> PathElement:
+    pe = _FROM_KEY.get(text)
+    if pe is None:
+        pe = _element_from_fields_key(text)
+        if len(text) <= _CACHE_MAX_LEN:
+            _remember(_FROM_KEY, text, pe)
+    return pe
+
+
+def _element_from_fields_key(text: str) -> PathElement:
     prefix, sep, rest = text.partition(":")
     if not sep:
         raise ValueError(f"invalid fieldsV1 key {text!r}")
@@ -215,11 +261,19 @@ def path_to_string(path: Sequence[PathElement]) -> str:
 class FieldSet:
     """A set of paths stored as a trie (members at this level, children deeper)."""
 
-    __slots__ = ("children", "members")
+    __slots__ = ("_v1", "children", "members")
 
     def __init__(self) -> None:
         self.members: set[PathElement] = set()
         self.children: dict[PathElement, FieldSet] = {}
+        self._v1: dict[str, Any] | None = None
+
+    @classmethod
+    def _of(cls, members: set[PathElement], children: dict[PathElement, FieldSet]) -> FieldSet:
+        out = cls()
+        out.members = members
+        out.children = children
+        return out
 
     @classmethod
     def of(cls, *paths: Sequence[PathElement]) -> FieldSet:
@@ -232,11 +286,13 @@ class FieldSet:
         if not path:
             return
         node = self
+        node._v1 = None
         for pe in path[:-1]:
             nxt = node.children.get(pe)
             if nxt is None:
                 nxt = node.children[pe] = FieldSet()
             node = nxt
+            node._v1 = None
         node.members.add(path[-1])
 
     def has(self, path: Sequence[PathElement]) -> bool:
@@ -262,28 +318,53 @@ class FieldSet:
         return out
 
     def union(self, other: FieldSet) -> FieldSet:
-        out = FieldSet()
-        out.members = self.members | other.members
-        for pe in self.children.keys() | other.children.keys():
-            a, b = self.children.get(pe), other.children.get(pe)
-            if a is not None and b is not None:
-                out.children[pe] = a.union(b)
-            elif a is not None:
-                out.children[pe] = a.copy()
-            elif b is not None:
-                out.children[pe] = b.copy()
-        return out
+        if other is self or other.empty():
+            return self
+        if self.empty():
+            return other
+        members = self.members
+        if not other.members <= members:
+            members = members | other.members
+        children = self.children
+        copied = False
+        for pe, theirs in other.children.items():
+            mine = children.get(pe)
+            merged = theirs if mine is None else mine.union(theirs)
+            if merged is not mine:
+                if not copied:
+                    children, copied = dict(children), True
+                children[pe] = merged
+        if members is self.members and not copied:
+            return self
+        return FieldSet._of(members, children)
 
     def difference(self, other: FieldSet) -> FieldSet:
         """SMD's Difference: per node; a member of `other` does not remove our children."""
-        out = FieldSet()
-        out.members = self.members - other.members
-        for pe, child in self.children.items():
-            theirs = other.children.get(pe)
-            diff = child.difference(theirs) if theirs is not None else child.copy()
-            if not diff.empty():
-                out.children[pe] = diff
-        return out
+        if other is self:
+            return FieldSet()
+        if other.empty() or self.empty():
+            return self
+        members = self.members
+        if other.members and not members.isdisjoint(other.members):
+            members = members - other.members
+        children = self.children
+        copied = False
+        for pe, theirs in other.children.items():
+            mine = children.get(pe)
+            if mine is None:
+                continue
+            diff = mine.difference(theirs)
+            if diff is mine:
+                continue
+            if not copied:
+                children, copied = dict(children), True
+            if diff.empty():
+                del children[pe]
+            else:
+                children[pe] = diff
+        if members is self.members and not copied:
+            return self
+        return FieldSet._of(members, children)
 
     def recursive_difference(self, other: FieldSet) -> FieldSet:
         """Like difference, but a member of `other` also removes everything below it."""
@@ -293,16 +374,23 @@ class FieldSet:
             if pe in other.members:
                 continue
             theirs = other.children.get(pe)
-            diff = child.recursive_difference(theirs) if theirs is not None else child.copy()
+            diff = child.recursive_difference(theirs) if theirs is not None else child
             if not diff.empty():
                 out.children[pe] = diff
         return out
 
     def intersection(self, other: FieldSet) -> FieldSet:
+        if other is self:
+            return self
         out = FieldSet()
+        if self.empty() or other.empty():
+            return out
         out.members = self.members & other.members
-        for pe, child in self.children.items():
-            theirs = other.children.get(pe)
+        small, large = self.children, other.children
+        if len(large) < len(small):
+            small, large = large, small
+        for pe, child in small.items():
+            theirs = large.get(pe)
             if theirs is not None:
                 both = child.intersection(theirs)
                 if not both.empty():
@@ -317,6 +405,8 @@ class FieldSet:
             yield from self.children[pe].paths((*prefix, pe))
 
     def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
         if not isinstance(other, FieldSet):
             return NotImplemented
         return self.members == other.members and self.children == other.children
@@ -329,7 +419,12 @@ class FieldSet:
     # ---- fieldsV1 ---------------------------------------------------------------------
 
     def to_fields_v1(self) -> dict[str, Any]:
-        """The fieldsV1 object, keys in SMD's order ("." first where a node is a member)."""
+        """The fieldsV1 object, keys in SMD's order ("." first where a node is a member).
+
+        Cached on the node: the result is shared and must not be mutated."""
+        cached = self._v1
+        if cached is not None:
+            return cached
         out: dict[str, Any] = {}
         for pe in sorted_elements(self.members | self.children.keys()):
             child = self.children.get(pe)
@@ -340,6 +435,7 @@ class FieldSet:
             if pe in self.members:
                 inner = {".": {}, **inner}
             out[element_to_fields_key(pe)] = inner
+        self._v1 = out
         return out
 
     @classmethod

@@ -22,19 +22,25 @@ wrapped in the apiserver's chain of managers:
 - entries sort as the apiserver sorts them: Apply before Update, then by time, manager,
   apiVersion, subresource.
 
-Inputs are never mutated. The caller strips `status` (main resource) or everything but
-`status` (status subresource) before calling, as the apiserver's reset-fields strategy
-does, and passes the subresource so that each gets its own entries.
+Inputs are never mutated; results may share sub-values with them (stored objects are
+immutable, and callers copy before mutating). The caller strips `status` (main resource)
+or everything but `status` (status subresource) before calling, as the apiserver's
+reset-fields strategy does, and passes the subresource so that each gets its own entries.
+
+Decoded and encoded field sets are cached by their fieldsV1 JSON (`_V1_CACHE`): a stored
+object's entries decode once, objects of one shape share one fieldsV1 dict (shared dicts,
+never mutated), and an entry whose fields did not change keeps its stored fieldsV1.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import orjson
 
 from servicegroup.kubesim import fieldpath as fp
 from servicegroup.kubesim import typed
@@ -217,11 +223,13 @@ def apply(
     me = ManagerKey(manager, APPLY, "", sub)
     last = managed.get(me)
     managed[me] = _Entry(applied, api_version, last.time if last else None)
-    if last is not None and not last.fields.empty():
+    mine = applied.difference(_STRIPPED)
+    # Re-applying the fields applied last time prunes nothing: every field of the last set
+    # (and, the set being an applied config's, every list item and map key above it) is
+    # owned by the new config, so `_prune` would put everything back.
+    if last is not None and not last.fields.empty() and last.fields != mine:
         merged = _prune(root, merged, managed, last.fields)
-    changes = typed.compare(
-        root, typed.with_zero_fields(root, live_v), typed.with_zero_fields(root, merged)
-    )
+    changes = typed.compare_with_zero_fields(root, live_v, merged)
     changed = changes.changed()
     conflicts = {
         key: overlap
@@ -236,10 +244,11 @@ def apply(
         kept = entry.fields.difference(conflicts[key]) if key in conflicts else entry.fields
         kept = kept.difference(changes.removed)
         _store(managed, key, entry, kept)
-    mine = applied.difference(_STRIPPED)
     raw = last.raw if last is not None and last.fields == mine else None
     final = typed.drop_new_nulls(root, merged, live_v)
-    unchanged = live is not None and typed.json_equal(final, live_v)
+    unchanged = live is not None and (
+        typed.identical(final, live_v) or typed.json_equal(final, live_v)
+    )
     if mine.empty():
         managed.pop(me, None)
     else:
@@ -289,9 +298,7 @@ def _record(
     managed: _Managed, old: Any, new: Any, *, key: ManagerKey, now: str, root: TypeNode
 ) -> _Managed:
     """An Update by `key`: it takes what changed from everyone; removals leave all sets."""
-    changes = typed.compare(
-        root, typed.with_zero_fields(root, old), typed.with_zero_fields(root, new)
-    )
+    changes = typed.compare_with_zero_fields(root, old, new)
     changed = changes.changed()
     out: _Managed = {}
     for other, entry in managed.items():
@@ -370,7 +377,7 @@ def _decode(entries: Any) -> _Managed:
         if entry.get("fieldsType") != "FieldsV1":
             raise ValueError(f"unsupported fieldsType {entry.get('fieldsType')!r}")
         raw = entry.get("fieldsV1") or {}
-        fields = FieldSet.from_fields_v1(raw)
+        fields = _decode_fields(raw)
         operation = str(entry.get("operation", ""))
         version = str(entry.get("apiVersion", ""))
         key = ManagerKey(
@@ -411,6 +418,45 @@ def _managed_of_update(
     return managed or _decode_or_empty(live)
 
 
+_V1_CACHE: dict[bytes, tuple[FieldSet, Mapping[str, Any]]] = {}
+_V1_CACHE_SIZE = 512
+_V1_CACHE_MAX_BYTES = 8 * 1024  # larger field sets are decoded and encoded every time
+
+
+def _remember(text: bytes, fields: FieldSet, v1: Mapping[str, Any]) -> None:
+    if len(text) > _V1_CACHE_MAX_BYTES:
+        return
+    if len(_V1_CACHE) >= _V1_CACHE_SIZE:
+        del _V1_CACHE[next(iter(_V1_CACHE))]
+    # A right-sized copy: orjson's output keeps its whole (much larger) write buffer.
+    _V1_CACHE[memoryview(text).tobytes()] = (fields, v1)
+
+
+def _decode_fields(raw: Any) -> FieldSet:
+    """FieldSet.from_fields_v1, cached by the JSON of `raw` (a shared, immutable FieldSet)."""
+    try:
+        text = orjson.dumps(raw)
+    except TypeError:
+        return FieldSet.from_fields_v1(raw)
+    found = _V1_CACHE.get(text)
+    if found is not None:
+        return found[0]
+    fields = FieldSet.from_fields_v1(raw)
+    _remember(text, fields, raw)
+    return fields
+
+
+def _encode_fields(fields: FieldSet) -> Mapping[str, Any]:
+    """fields.to_fields_v1(), one shared dict per distinct fieldsV1 (never mutated)."""
+    v1 = fields.to_fields_v1()
+    text = orjson.dumps(v1)
+    found = _V1_CACHE.get(text)
+    if found is not None:
+        return found[1]
+    _remember(text, fields, v1)
+    return v1
+
+
 def _seconds(time: str | None) -> int:
     if not time:
         return 0
@@ -429,9 +475,7 @@ def _encode(managed: _Managed) -> list[dict[str, Any]]:
         if entry.time is not None:
             encoded["time"] = entry.time
         encoded["fieldsType"] = "FieldsV1"
-        encoded["fieldsV1"] = (
-            copy.deepcopy(dict(entry.raw)) if entry.raw is not None else entry.fields.to_fields_v1()
-        )
+        encoded["fieldsV1"] = entry.raw if entry.raw is not None else _encode_fields(entry.fields)
         if key.subresource:
             encoded["subresource"] = key.subresource
         entries.append(encoded)
@@ -487,7 +531,7 @@ def _without_server_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _with_managed_fields(
     final: Any, live: Mapping[str, Any] | None, managed: _Managed
 ) -> dict[str, Any]:
-    result: dict[str, Any] = copy.deepcopy(final) if isinstance(final, dict) else {}
+    result: dict[str, Any] = dict(final) if isinstance(final, dict) else {}
     meta = result.get("metadata")
     meta = dict(meta) if isinstance(meta, dict) else {}
     live_meta = live.get("metadata") if live is not None else None
@@ -495,7 +539,7 @@ def _with_managed_fields(
         ordered: dict[str, Any] = {}
         for k, v in live_meta.items():
             if k in SERVER_METADATA:
-                ordered[k] = copy.deepcopy(v)
+                ordered[k] = v
             elif k in meta:
                 ordered[k] = meta[k]
         ordered.update((k, v) for k, v in meta.items() if k not in ordered)

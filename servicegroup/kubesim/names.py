@@ -11,11 +11,15 @@ Invariants:
 - Matching is whole-string (`re.fullmatch`), like Go's anchored `^...$` patterns.
 - Wording follows current apimachinery: object-name length errors say "characters"
   (`util/validation`), label key/value length errors say "bytes" (`api/validate/content`).
+- The checks are pure functions of the string: the common ones remember their answers
+  (`_memoized`, bounded; every call returns a fresh list).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -73,6 +77,30 @@ def _byte_len(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
+_MEMO_SIZE = 4096
+_MEMO_MAX_LEN = 256  # longer strings are checked every time
+
+
+def _memoized(check: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """`check`, remembering its answer per string (validation repeats the same names)."""
+    answers: dict[str, tuple[str, ...]] = {}
+
+    @functools.wraps(check)
+    def remembered(value: str) -> list[str]:
+        if type(value) is not str or len(value) > _MEMO_MAX_LEN:
+            return check(value)
+        found = answers.get(value)
+        if found is None:
+            result = check(value)
+            if len(answers) >= _MEMO_SIZE:
+                answers.clear()  # bounded: start over, the common names come back at once
+            answers[value] = tuple(result)
+            return result
+        return list(found)
+
+    return remembered
+
+
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
     """apimachinery's `RegexError`, double spaces before each `or` included."""
     if not examples:
@@ -97,6 +125,7 @@ def inclusive_range_error(lo: int, hi: int) -> str:
     return f"must be between {lo} and {hi}, inclusive"
 
 
+@_memoized
 def dns1123_label_errors(value: str) -> list[str]:
     errs: list[str] = []
     if _byte_len(value) > DNS1123_LABEL_MAX:
@@ -119,6 +148,7 @@ def dns1123_subdomain_errors(value: str, *, unit: str = "characters") -> list[st
     return errs
 
 
+@_memoized
 def dns1035_label_errors(value: str) -> list[str]:
     errs: list[str] = []
     if _byte_len(value) > DNS1035_LABEL_MAX:
@@ -128,6 +158,7 @@ def dns1035_label_errors(value: str) -> list[str]:
     return errs
 
 
+@_memoized
 def qualified_name_errors(value: str) -> list[str]:
     """Label keys, annotation keys, finalizers: `[prefix/]name`."""
     errs: list[str] = []
@@ -160,6 +191,7 @@ def qualified_name_errors(value: str) -> list[str]:
     return errs
 
 
+@_memoized
 def label_value_errors(value: str) -> list[str]:
     errs: list[str] = []
     if _byte_len(value) > LABEL_VALUE_MAX:
@@ -169,6 +201,7 @@ def label_value_errors(value: str) -> list[str]:
     return errs
 
 
+@_memoized
 def port_name_errors(value: str) -> list[str]:
     """IANA_SVC_NAME (RFC 6335), lower case only."""
     errs: list[str] = []
@@ -199,6 +232,7 @@ def _chdir_prefix_errors(value: str) -> list[str]:
     return []
 
 
+@_memoized
 def config_map_key_errors(value: str) -> list[str]:
     errs: list[str] = []
     if _byte_len(value) > DNS1123_SUBDOMAIN_MAX:
@@ -212,6 +246,7 @@ def config_map_key_errors(value: str) -> list[str]:
     return errs + _chdir_prefix_errors(value)
 
 
+@_memoized
 def percent_errors(value: str) -> list[str]:
     if _PERCENT_RE.fullmatch(value):
         return []

@@ -17,7 +17,9 @@ missing path) or a strategic patch using lists of lists or contradicting its
 retainKeys, 500 where kube-apiserver passes a raw library error through (e.g. a merge
 list item without its merge key). Messages follow the upstream wording.
 
-Invariant: inputs are never mutated; every result is a fresh object.
+Invariant: inputs are never mutated; every result is a fresh object, except that a merge
+patch's result shares the values the patch does not touch with its target (copy it before
+mutating it).
 """
 
 from __future__ import annotations
@@ -58,26 +60,29 @@ class PatchError(Exception):
 
 
 def merge_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """`target` with an RFC 7386 merge patch applied (a patch must be a JSON object)."""
+    """`target` with an RFC 7386 merge patch applied (a patch must be a JSON object).
+
+    Copy on write: the maps on the patch's paths are new, everything else is shared with
+    `target`."""
     if not isinstance(patch, dict):
         raise PatchError("Invalid JSON Patch")
-    doc = copy.deepcopy(target) if isinstance(target, dict) else {}
-    _merge_docs(doc, patch)
-    return doc
+    return _merge_docs(target if isinstance(target, dict) else {}, patch)
 
 
-def _merge_docs(doc: dict[str, Any], patch: dict[str, Any]) -> None:
+def _merge_docs(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(doc)
     for k, v in patch.items():
         if v is None:
-            doc.pop(k, None)
-        elif doc.get(k) is None:
-            doc[k] = _prune_nulls(copy.deepcopy(v))
-        elif isinstance(doc[k], dict) and isinstance(v, dict):
-            _merge_docs(doc[k], v)
-        elif isinstance(doc[k], dict):
-            doc[k] = copy.deepcopy(v)
+            out.pop(k, None)
+        elif out.get(k) is None:
+            out[k] = _prune_nulls(v)
+        elif isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = _merge_docs(out[k], v)
+        elif isinstance(out[k], dict):
+            out[k] = copy.deepcopy(v)
         else:
-            doc[k] = _prune_nulls(copy.deepcopy(v))
+            out[k] = _prune_nulls(v)
+    return out
 
 
 def _prune_nulls(v: Any) -> Any:

@@ -11,6 +11,7 @@ Invariants:
 - `canonical(parse_quantity(canonical(q))) == canonical(q)` (printing is idempotent).
 - The format (decimal SI, binary SI, decimal exponent) is the one of the parsed suffix;
   binary values below 1024 or not whole print as decimal SI, as Go does.
+- Parsing and canonicalizing are pure: answers are remembered per (type, value), bounded.
 """
 
 from __future__ import annotations
@@ -42,10 +43,35 @@ class Quantity(NamedTuple):
     format: str
 
 
+_MEMO_SIZE = 4096
+_MEMO_MAX_LEN = 64
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Bounded memo: a full one starts over (the common quantities come back at once)."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+_PARSED: dict[tuple[type, Any], Quantity] = {}
+_CANONICAL: dict[tuple[type, Any], Any] = {}
+
+
 def parse_quantity(raw: Any) -> Quantity:
     """Parse a JSON quantity (string, or a bare number as the Go decoder also accepts)."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise ValueError(PARSE_ERROR)
+    memo_key = (type(raw), raw)
+    found = _PARSED.get(memo_key)
+    if found is None:
+        found = _parse(raw)
+        if len(str(raw)) <= _MEMO_MAX_LEN:
+            _remember(_PARSED, memo_key, found)
+    return found
+
+
+def _parse(raw: str | int | float) -> Quantity:
     text = raw.strip() if isinstance(raw, str) else repr(raw)
     match = _QUANTITY_RE.match(text)
     if not match or not _NUMBER_RE.fullmatch(match.group(1)):
@@ -87,8 +113,19 @@ def _decimal_parts(value: Fraction) -> tuple[int, int]:
     return mantissa, exponent
 
 
+_PRINTED: dict[Quantity, str] = {}
+
+
 def canonical(quantity: Quantity) -> str:
     """`Quantity.String()` for a value already at milli precision or coarser."""
+    found = _PRINTED.get(quantity)
+    if found is None:
+        found = _print(quantity)
+        _remember(_PRINTED, quantity, found)
+    return found
+
+
+def _print(quantity: Quantity) -> str:
     value, fmt = quantity
     if value == 0:
         return "0"
@@ -108,10 +145,18 @@ def canonical(quantity: Quantity) -> str:
 
 def canonicalize(raw: Any) -> Any:
     """The stored form of one quantity; unparseable input is returned untouched."""
-    try:
-        return canonical(round_up_milli(parse_quantity(raw)))
-    except ValueError:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         return raw
+    memo_key = (type(raw), raw)
+    found = _CANONICAL.get(memo_key)
+    if found is None:
+        try:
+            found = canonical(round_up_milli(parse_quantity(raw)))
+        except ValueError:
+            found = raw
+        if len(str(raw)) <= _MEMO_MAX_LEN:
+            _remember(_CANONICAL, memo_key, found)
+    return found
 
 
 def canonicalize_resource_list(resources: Any) -> None:

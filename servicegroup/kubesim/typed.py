@@ -9,7 +9,9 @@ Owns the value operations server-side apply is built from, each a pure function 
   maps key by key, list-maps by key, sets by value; list order as SMD orders it: live
   order kept, shared items in config order, new items where the config puts them).
 - `compare`: added / removed / modified paths between two values (a map or list that
-  appears or disappears is itself added or removed, after its contents).
+  appears or disappears is itself added or removed, after its contents);
+  `compare_with_zero_fields` compares two objects as `with_zero_fields` renders them,
+  without copying them and skipping identical subtrees (the write path's comparison).
 - `remove_items`: a value without the given members (a map emptied by removal becomes
   null, as SMD leaves it; callers drop such nulls when producing the stored object).
 - `ensure_named_fields_are_members`: struct fields with owned children count as owned.
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from servicegroup.kubesim import fieldpath as fp
 from servicegroup.kubesim.fieldpath import FieldSet, Path, PathElement
@@ -61,6 +65,54 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same in every respect (types and key order too).
+
+    Fast (C equality, then the serialized forms to tell `True` from `1` and `1.0`); False
+    when in doubt, which callers treat as "look closer"."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a != b:
+        return False
+    if not isinstance(a, (dict, list)):
+        return True
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except TypeError:  # not JSON (YAML can produce non-string keys): compare the slow way
+        return False
+
+
+def reuse_identical(new: Any, old: Any) -> Any:
+    """`new`, with every subtree identical to the same place in `old` replaced by `old`'s.
+
+    Neither argument is mutated: maps and lists above a replaced subtree are copied. Used
+    to store a new version of an object sharing what did not change with the previous one
+    (stored objects are immutable), which saves memory and garbage-collector work."""
+    if identical(new, old):
+        return old
+    if isinstance(new, dict) and isinstance(old, dict):
+        out: dict[str, Any] | None = None
+        for k, v in new.items():
+            if k not in old:
+                continue
+            shared = reuse_identical(v, old[k])
+            if shared is not v:
+                if out is None:
+                    out = dict(new)
+                out[k] = shared
+        return new if out is None else out
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        items: list[Any] | None = None
+        for i, (v, was) in enumerate(zip(new, old, strict=True)):
+            shared = reuse_identical(v, was)
+            if shared is not v:
+                if items is None:
+                    items = list(new)
+                items[i] = shared
+        return new if items is None else items
+    return new
 
 
 def _grain(node: TypeNode, v: Any) -> str:
@@ -137,23 +189,39 @@ def _index_items(
 def to_field_set(node: TypeNode, value: Any, *, strict: bool = False) -> FieldSet:
     """The set of fields `value` sets; `strict` also rejects duplicate list keys."""
     out = FieldSet()
-    _to_field_set(node, value, (), out, strict)
+    if _grain(node, value) not in (_SCALAR, _ATOMIC):  # a scalar root sets no path
+        _fields_below(node, value, (), out, strict)
     return out
 
 
-def _to_field_set(node: TypeNode, v: Any, path: Path, out: FieldSet, strict: bool) -> None:
-    grain = _grain(node, v)
-    if grain in (_SCALAR, _ATOMIC):
-        out.insert(path)
+def _fields_into(
+    node: TypeNode, v: Any, path: Path, parent: FieldSet, pe: PathElement, *, strict: bool
+) -> None:
+    """Add the fields of `v`, the value at `path` (= the parent's path + `pe`), to `parent`."""
+    if _grain(node, v) in (_SCALAR, _ATOMIC):
+        parent.members.add(pe)
         return
-    if grain == _MAP:
-        if isinstance(v, dict):
-            for k, child_value in v.items():
-                child, declared = node.child(k)
-                child_path = (*path, fp.field(k))
-                _to_field_set(child, child_value, child_path, out, strict)
-                if not declared:
-                    out.insert(child_path)
+    here = parent.children.get(pe)
+    if here is not None:  # a duplicate list item (not strict): add to what is there
+        _fields_below(node, v, path, here, strict)
+        return
+    here = FieldSet()
+    _fields_below(node, v, path, here, strict)
+    if not here.empty():
+        parent.children[pe] = here
+
+
+def _fields_below(node: TypeNode, v: Any, path: Path, here: FieldSet, strict: bool) -> None:
+    """Add the fields below `v` (a granular map or list at `path`) to `here`, its node."""
+    if isinstance(v, dict):
+        if _grain(node, v) != _MAP:
+            return
+        for k, child_value in v.items():
+            child, declared = node.child(k)
+            pe = fp.field(k)
+            _fields_into(child, child_value, (*path, pe), here, pe, strict=strict)
+            if not declared:
+                here.members.add(pe)
         return
     if isinstance(v, list):
         elem = node.item()
@@ -164,9 +232,8 @@ def _to_field_set(node: TypeNode, v: Any, path: Path, out: FieldSet, strict: boo
                 if pe in seen:
                     raise SchemaError(path, f"duplicate entries for key {fp.element_to_string(pe)}")
                 seen.add(pe)
-            child_path = (*path, pe)
-            _to_field_set(elem, item, child_path, out, strict)
-            out.insert(child_path)
+            _fields_into(elem, item, (*path, pe), here, pe, strict=strict)
+            here.members.add(pe)
 
 
 def ensure_named_fields_are_members(fields: FieldSet, node: TypeNode) -> FieldSet:
@@ -190,7 +257,13 @@ def ensure_named_fields_are_members(fields: FieldSet, node: TypeNode) -> FieldSe
 
 
 def merge(node: TypeNode, lhs: Any, rhs: Any, path: Path = ()) -> Any:
-    """`rhs` (an applied config) merged over `lhs` (the live value); MISSING if neither."""
+    """`rhs` (an applied config) merged over `lhs` (the live value); MISSING if neither.
+
+    `rhs` must have passed `to_field_set(node, rhs, strict=True)` (apply does that first):
+    merging adds no check of its own to a config subtree the live value lacks or has
+    identical, so such a subtree is returned as it is."""
+    if rhs is not MISSING and (lhs is MISSING or identical(lhs, rhs)):
+        return rhs
     grain = _pair_grain(node, lhs, rhs)
     if grain in (_SCALAR, _ATOMIC):
         return rhs if rhs is not MISSING else lhs
@@ -328,6 +401,146 @@ def _compare(node: TypeNode, lhs: Any, rhs: Any, path: Path, out: Comparison) ->
         out.removed.insert(path)
 
 
+def compare_with_zero_fields(node: TypeNode, lhs: Any, rhs: Any) -> Comparison:
+    """`compare(node, with_zero_fields(node, lhs), with_zero_fields(node, rhs))`.
+
+    The zero fields are added level by level as the walk reaches them, and a pair of
+    identical subtrees is skipped: their zero-filled forms are identical too, so they
+    contribute no change."""
+    out = Comparison()
+    _compare_zero(node, lhs, rhs, (), out)
+    return out
+
+
+def _zero_level(node: TypeNode, value: Any) -> Any:
+    """`value` with the zero fields of this level only (children are filled when visited)."""
+    if node.kind != "struct" or node.atomic or not isinstance(value, dict):
+        return value
+    zeros = _ZERO_FIELDS.get(node)
+    if zeros is None:
+        zeros = tuple((name, child) for name, child in node.fields.items() if child.zero)
+        _ZERO_FIELDS[node] = zeros
+    out = value
+    for name, child in zeros:
+        if name not in value:
+            if out is value:
+                out = dict(value)
+            out[name] = with_zero_fields(child, {}) if child.zero == "map" else None
+    return out
+
+
+_ZERO_FIELDS: dict[TypeNode, tuple[tuple[str, TypeNode], ...]] = {}
+
+
+def _compare_zero(node: TypeNode, lhs: Any, rhs: Any, path: Path, out: Comparison) -> None:
+    if lhs is MISSING:
+        _one_sided(node, rhs, path, out.added)
+        return
+    if rhs is MISSING:
+        _one_sided(node, lhs, path, out.removed)
+        return
+    if identical(lhs, rhs):
+        return
+    lhs = _zero_level(node, lhs)
+    rhs = _zero_level(node, rhs)
+    grain = _pair_grain(node, lhs, rhs)
+    if grain in (_SCALAR, _ATOMIC):
+        _leaf_zero(node, lhs, rhs, path, out)
+        return
+    if grain == _MAP:
+        left = lhs if isinstance(lhs, dict) else None
+        right = rhs if isinstance(rhs, dict) else None
+        if not left and not right:
+            _leaf(lhs, rhs, path, out)
+            return
+        for k, lv in (left or {}).items():
+            rv = right.get(k, MISSING) if right is not None else MISSING
+            _compare_zero(node.child(k)[0], lv, rv, (*path, fp.field(k)), out)
+        for k, rv in (right or {}).items():
+            if left is None or k not in left:
+                _compare_zero(node.child(k)[0], MISSING, rv, (*path, fp.field(k)), out)
+    else:
+        left_list = lhs if isinstance(lhs, list) else None
+        right_list = rhs if isinstance(rhs, list) else None
+        if not left_list and not right_list:
+            _leaf(lhs, rhs, path, out)
+            return
+        elem = node.item()
+        left_order, left_items = _index_items(node, left_list, path, strict=False)
+        right_order, right_items = _index_items(node, right_list, path, strict=False)
+        for pe in left_order:
+            _compare_zero(elem, left_items[pe], right_items.get(pe, MISSING), (*path, pe), out)
+        for pe in right_order:
+            if pe not in left_items:
+                _compare_zero(elem, MISSING, right_items[pe], (*path, pe), out)
+    if lhs is MISSING:
+        out.added.insert(path)
+    elif rhs is MISSING:
+        out.removed.insert(path)
+
+
+def _one_sided(node: TypeNode, value: Any, path: Path, into: FieldSet) -> None:
+    """What `_compare_zero` records for a value whose counterpart is MISSING: its path and
+    every path below it (all added, or all removed), built straight into the trie."""
+    if not path:  # the root itself is no path
+        value = _zero_level(node, value)
+        if _has_members(node, value):
+            _whole_below(node, value, path, into)
+        return
+    parent = into
+    parent._v1 = None
+    for pe in path[:-1]:
+        nxt = parent.children.get(pe)
+        if nxt is None:
+            nxt = parent.children[pe] = FieldSet()
+        parent = nxt
+        parent._v1 = None
+    _whole_into(node, value, path, parent, path[-1])
+
+
+def _has_members(node: TypeNode, value: Any) -> bool:
+    """Whether a zero-filled value is a non-empty granular map or list (compare descends)."""
+    if not value or not isinstance(value, (dict, list)):
+        return False
+    grain = _grain(node, value)
+    return (grain == _MAP and isinstance(value, dict)) or (
+        grain == _LIST and isinstance(value, list)
+    )
+
+
+def _whole_into(node: TypeNode, value: Any, path: Path, parent: FieldSet, pe: PathElement) -> None:
+    parent.members.add(pe)
+    value = _zero_level(node, value)
+    if not _has_members(node, value):
+        return
+    here = parent.children.get(pe)
+    if here is None:
+        here = parent.children[pe] = FieldSet()
+    _whole_below(node, value, path, here)
+
+
+def _whole_below(node: TypeNode, value: Any, path: Path, here: FieldSet) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            pe = fp.field(k)
+            _whole_into(node.child(k)[0], v, (*path, pe), here, pe)
+        return
+    elem = node.item()
+    order, items = _index_items(node, value, path, strict=False)
+    for pe in order:
+        _whole_into(elem, items[pe], (*path, pe), here, pe)
+
+
+def _leaf_zero(node: TypeNode, lhs: Any, rhs: Any, path: Path, out: Comparison) -> None:
+    """`_leaf` on the zero-filled forms (a leaf's value is compared as a whole)."""
+    if lhs is MISSING:
+        out.added.insert(path)
+    elif rhs is MISSING:
+        out.removed.insert(path)
+    elif not json_equal(with_zero_fields(node, lhs), with_zero_fields(node, rhs)):
+        out.modified.insert(path)
+
+
 # ---- remove -----------------------------------------------------------------------------
 
 
@@ -397,17 +610,39 @@ def with_zero_fields(node: TypeNode, value: Any) -> Any:
 
 
 def drop_new_nulls(node: TypeNode, value: Any, before: Any) -> Any:
-    """A copy of `value` without map entries that are null now but were not in `before`:
-    nulls an apply leaves behind, which a typed apiserver would not store."""
+    """`value` without map entries that are null now but were not in `before`: nulls an
+    apply leaves behind, which a typed apiserver would not store. Copy on write: maps and
+    lists with nothing to drop below them are returned as they are."""
+    if isinstance(value, (dict, list)) and not _may_hold_null(value):
+        return value
+    return _drop_new_nulls(node, value, before)
+
+
+def _may_hold_null(value: Any) -> bool:
+    """False when `value` certainly holds no null (its JSON has no `null` anywhere)."""
+    try:
+        return b"null" in orjson.dumps(value)
+    except TypeError:
+        return True
+
+
+def _drop_new_nulls(node: TypeNode, value: Any, before: Any) -> Any:
     if isinstance(value, dict):
         old = before if isinstance(before, dict) else {}
-        out: dict[str, Any] = {}
+        out: dict[str, Any] | None = None
         for k, v in value.items():
             was = old.get(k, MISSING)
             if v is None and was is not None:
+                if out is None:
+                    out = _entries_before(value, k)
                 continue
-            out[k] = drop_new_nulls(node.child(k)[0], v, was)
-        return out
+            kept = _drop_new_nulls(node.child(k)[0], v, was) if isinstance(v, (dict, list)) else v
+            if out is not None:
+                out[k] = kept
+            elif kept is not v:
+                out = _entries_before(value, k)
+                out[k] = kept
+        return value if out is None else out
     if isinstance(value, list) and node.kind == "list" and not node.atomic:
         elem = node.item()
         old_items: dict[PathElement, Any] = {}
@@ -417,12 +652,26 @@ def drop_new_nulls(node: TypeNode, value: Any, before: Any) -> Any:
                     old_items.setdefault(item_element(node, item), item)
                 except SchemaError:
                     continue
-        kept: list[Any] = []
-        for item in value:
+        items: list[Any] | None = None
+        for i, item in enumerate(value):
             try:
                 was = old_items.get(item_element(node, item), MISSING)
             except SchemaError:
                 was = MISSING
-            kept.append(drop_new_nulls(elem, item, was))
-        return kept
+            kept_item = _drop_new_nulls(elem, item, was)
+            if kept_item is not item:
+                if items is None:
+                    items = list(value)
+                items[i] = kept_item
+        return value if items is None else items
     return value
+
+
+def _entries_before(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """A new dict of the entries of `value` that come before `key`."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if k == key:
+            break
+        out[k] = v
+    return out

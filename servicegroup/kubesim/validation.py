@@ -16,6 +16,9 @@ Invariants:
 - `generateName` is the server's: it validates the generated `metadata.name`.
 - `metadata.resourceVersion` on update is not checked here (the server fills it for
   unconditional updates, as upstream does before validation).
+- For kinds whose spec check reads nothing but `spec` (`spec_check_reads_only_spec`), an
+  update whose caller vouches that the new spec is one that check already accepted
+  (`spec_accepted=True`: the stored spec, unchanged) skips it: the result would be empty.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ __all__ = [
     "is_qualified_name",
     "is_valid_label_value",
     "qualified_kind",
+    "spec_check_reads_only_spec",
     "status_message",
     "validate_create",
     "validate_label_selector",
@@ -83,6 +87,8 @@ class KindRules(NamedTuple):
     update_revalidates_meta: bool = False
     update_checks_spec: bool = True
     extra_name_errors: Callable[[dict[str, Any]], list[str]] | None = None
+    # Whether `spec` is a pure function of obj["spec"] (the result can be remembered).
+    spec_only: bool = False
 
 
 _RULES: dict[tuple[str, str], KindRules] = {
@@ -127,18 +133,28 @@ _RULES: dict[tuple[str, str], KindRules] = {
     ("", "Event"): KindRules(namespaced=True),
     ("", "PersistentVolumeClaim"): KindRules(namespaced=True),
     ("apps", "Deployment"): KindRules(
-        namespaced=True, spec=apps.validate_deployment, update_last=apps.immutable_selector
+        namespaced=True,
+        spec=apps.validate_deployment,
+        update_last=apps.immutable_selector,
+        spec_only=True,
     ),
     ("apps", "ReplicaSet"): KindRules(
-        namespaced=True, spec=apps.validate_replica_set, update_last=apps.immutable_selector
+        namespaced=True,
+        spec=apps.validate_replica_set,
+        update_last=apps.immutable_selector,
+        spec_only=True,
     ),
     ("apps", "DaemonSet"): KindRules(
-        namespaced=True, spec=apps.validate_daemon_set, update_last=apps.immutable_selector
+        namespaced=True,
+        spec=apps.validate_daemon_set,
+        update_last=apps.immutable_selector,
+        spec_only=True,
     ),
     ("apps", "StatefulSet"): KindRules(
         namespaced=True,
         spec=apps.validate_stateful_set,
         update_last=apps.stateful_set_forbidden_update,
+        spec_only=True,
     ),
     ("apps", "ControllerRevision"): KindRules(
         namespaced=True,
@@ -221,8 +237,23 @@ def validate_create(group: str, kind: str, obj: dict[str, Any]) -> list[Cause]:
     return _meta_create(kind, rules, obj) + rules.spec(obj) + rules.create_only(obj)
 
 
-def validate_update(group: str, kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
-    """Every cause kube-apiserver would report updating `old` to `new`."""
+def spec_check_reads_only_spec(group: str, kind: str) -> bool:
+    """Whether the kind's spec check depends on nothing but `spec` (and runs on update)."""
+    rules = _rules(group, kind)
+    return rules.spec_only and rules.update_checks_spec
+
+
+def validate_update(
+    group: str,
+    kind: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    spec_accepted: bool = False,
+) -> list[Cause]:
+    """Every cause kube-apiserver would report updating `old` to `new`.
+
+    `spec_accepted`: `new["spec"]` is a spec this kind's spec check returned nothing for."""
     rules = _rules(group, kind)
     old = old if isinstance(old, dict) else {}
     new = new if isinstance(new, dict) else {}
@@ -244,7 +275,7 @@ def validate_update(group: str, kind: str, old: dict[str, Any], new: dict[str, A
         causes += rules.update_first(new, old)
     if rules.update_revalidates_meta:
         causes += _meta_create(kind, rules, new)
-    if rules.update_checks_spec:
+    if rules.update_checks_spec and not (spec_accepted and rules.spec_only):
         causes += rules.spec(new)
     if rules.update_last is not None:
         causes += rules.update_last(new, old)

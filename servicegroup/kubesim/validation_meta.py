@@ -12,12 +12,17 @@ Invariants:
 - Go iterates maps in random order; here errors follow the dict's order, which is stable.
 - `semantic_equal` is apimachinery's `Semantic.DeepEqual` on decoded objects: absent, null
   and Go zero values (`""`, `0`, `false`, `[]`, `{}`) are equal.
+- Label and annotation checks are pure functions of the map and the path (an update
+  validates the same maps up to three times): their answers are remembered, by the map's
+  JSON (bounded; every call returns a fresh list).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from servicegroup.kubesim import names
 from servicegroup.kubesim.fielderrors import Cause, forbidden, invalid, required, too_long
@@ -91,9 +96,40 @@ def validate_label_name(key: str, field: str) -> list[Cause]:
     return [invalid(field, key, msg) for msg in names.qualified_name_errors(key)]
 
 
+_MEMO_SIZE = 1024
+_MapCheck = Callable[[dict[Any, Any], str], list[Cause]]
+_MAP_CHECKS: dict[tuple[_MapCheck, str, bytes], tuple[Cause, ...]] = {}
+
+
+_MEMO_MAX_BYTES = 2048  # large maps (annotations up to 256 KiB) are checked every time
+
+
+def _remembered(check: _MapCheck, values: dict[Any, Any], field: str) -> list[Cause]:
+    try:
+        text = orjson.dumps(values)
+    except TypeError:  # keys that are not strings (YAML): no JSON to key the answer by
+        return check(values, field)
+    if len(text) > _MEMO_MAX_BYTES:
+        return check(values, field)
+    memo_key = (check, field, text)
+    found = _MAP_CHECKS.get(memo_key)
+    if found is None:
+        result = check(values, field)
+        if len(_MAP_CHECKS) >= _MEMO_SIZE:
+            _MAP_CHECKS.clear()  # bounded: start over, the maps in use come back at once
+        # A right-sized copy of the key: orjson's output keeps its whole write buffer.
+        _MAP_CHECKS[(check, field, memoryview(text).tobytes())] = tuple(result)
+        return result
+    return list(found)
+
+
 def validate_labels(labels: Any, field: str) -> list[Cause]:
     if not isinstance(labels, dict):
         return []
+    return _remembered(_validate_labels, labels, field)
+
+
+def _validate_labels(labels: dict[Any, Any], field: str) -> list[Cause]:
     causes: list[Cause] = []
     for key, value in labels.items():
         causes.extend(validate_label_name(str(key), field))
@@ -105,6 +141,10 @@ def validate_labels(labels: Any, field: str) -> list[Cause]:
 def validate_annotations(annotations: Any, field: str) -> list[Cause]:
     if not isinstance(annotations, dict):
         return []
+    return _remembered(_validate_annotations, annotations, field)
+
+
+def _validate_annotations(annotations: dict[Any, Any], field: str) -> list[Cause]:
     causes: list[Cause] = []
     total = 0
     for key, value in annotations.items():
