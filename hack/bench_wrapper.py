@@ -1,6 +1,6 @@
 """Benchmark of `servicegroup wrapper`: memory, CPU per upstream event, added watch latency.
 
-Usage: .venv/bin/python hack/bench_wrapper.py [--quick] [--json PATH]
+Usage: .venv/bin/python hack/bench_wrapper.py [--quick] [--repeats N] [--json PATH]
 
 Scenario (full): kubesim with 300 nodes in 30 NodeUnits (`zone`), 2,000 Services annotated
 `topologyKeys: '["zone"]'`, each with one EndpointSlice and one Endpoints object of 3
@@ -19,7 +19,9 @@ Phases:
    invisible to node-000's filter except for the annotation), to measure the wrapper's CPU
    per upstream event without idle time.
 CPU is the wrapper process's user+system time from /proc; memory its VmRSS / VmHWM.
-Results: a table on stdout and JSON (default .bench/wrapper.json).
+Each run is a fresh kubesim and wrapper (3 runs; --quick: a small scale, one run). Results:
+a table per run, one table of median/min/max over the runs, and JSON (default
+.bench/wrapper.json, the runs' full results under `details`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import socket
@@ -44,6 +45,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "hack"))
+
+from benchlib import Figure, all_pass, write_report  # noqa: E402
 
 from servicegroup.kubesim.app import KubeSim, NodeSpec  # noqa: E402
 
@@ -473,19 +477,69 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
 
+def figures_of(results: dict[str, Any]) -> dict[str, float]:
+    """One run's figures, flat, for the shared report format."""
+    paced, burst = results["paced"], results["burst"]
+    return {
+        "sync_seconds": results["sync_seconds"],
+        "cpu_sync_seconds": results["cpu_sync_seconds"],
+        "rss_mib": results["memory_after_sync_mib"]["VmRSS"],
+        "rss_over_baseline_mib": results["memory_after_sync_mib"]["VmRSS"]
+        - results["baseline_rss_mib"],
+        "peak_rss_mib": results["memory_end_mib"]["VmHWM"],
+        "latency_direct_ms": paced["latency_direct"]["median_ms"],
+        "latency_wrapper_ms": paced["latency_wrapper"]["median_ms"],
+        "added_median_ms": paced["added_latency"]["median_ms"],
+        "added_p90_ms": paced["added_latency"]["p90_ms"],
+        "received": paced["received_wrapper"] / paced["updates"],
+        "cpu_per_event_paced_ms": paced["cpu_per_event_ms"],
+        "cpu_per_event_burst_ms": burst["cpu_per_event_ms"],
+    }
+
+
+FIGURES = [
+    Figure("sync_seconds", "wrapper sync (spawn -> ready)", "s"),
+    Figure("cpu_sync_seconds", "wrapper CPU for the initial sync", "s"),
+    Figure("rss_mib", "wrapper RSS after sync", "MiB", fmt="{:.1f}"),
+    Figure("rss_over_baseline_mib", "  over interpreter + imports", "MiB", fmt="{:.1f}"),
+    Figure("peak_rss_mib", "wrapper peak RSS", "MiB", fmt="{:.1f}"),
+    Figure("latency_direct_ms", "event latency, direct watch (median)", "ms"),
+    Figure("latency_wrapper_ms", "event latency, via the wrapper (median)", "ms"),
+    Figure("added_median_ms", "added latency (median)", "ms", target=5.0, compare="<"),
+    Figure("added_p90_ms", "added latency (p90)", "ms"),
+    Figure("received", "paced events received via the wrapper", fmt="{:.3f}", target=1.0,
+           compare="=="),
+    Figure("cpu_per_event_paced_ms", "wrapper CPU per upstream event (paced)", "ms",
+           fmt="{:.3f}"),
+    Figure("cpu_per_event_burst_ms", "wrapper CPU per upstream event (burst)", "ms",
+           fmt="{:.3f}"),
+]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small scale, for a smoke run")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3 (quick 1)")
     parser.add_argument("--json", default=str(ROOT / ".bench" / "wrapper.json"))
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
-    results = asyncio.run(bench(scale, args.quick))
-    print(table(results))
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(f"results written to {path}")
-    return 0 if results["target_met"] else 1
+    repeats = args.repeats or (1 if args.quick else 3)
+    every = []
+    for index in range(repeats):
+        print(f"-- run {index + 1}/{repeats}", flush=True)
+        results = asyncio.run(bench(scale, args.quick))
+        print(table(results), flush=True)
+        every.append(results)
+    report = write_report(
+        "wrapper",
+        figures=FIGURES,
+        runs=[figures_of(r) for r in every],
+        details=every,
+        params=asdict(scale),
+        quick=args.quick,
+        out=Path(args.json),
+    )
+    return 0 if all_pass(report) else 1
 
 
 if __name__ == "__main__":

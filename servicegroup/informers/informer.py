@@ -170,6 +170,8 @@ class SharedInformer:
             max_watch_timeout=max_watch_timeout,
             inactivity_timeout=inactivity_timeout,
             rng=rng,
+            # Listed objects are transformed page by page by the reflector (memory).
+            transform=transform,
         )
 
     def __repr__(self) -> str:
@@ -267,8 +269,7 @@ class SharedInformer:
             self._counted = size
 
     def _on_replace(self, objects: list[dict[str, Any]], resource_version: str) -> None:
-        if self.transform is not None:
-            objects = [self.transform(obj) for obj in objects]
+        # `objects` went through the transform in the reflector, page by page.
         initial = not self._synced
         olds = [self._indexer.get(object_key(obj)) for obj in objects]
         tombstones = self._indexer.replace(objects, resource_version)

@@ -6,7 +6,9 @@ and the seams it runs against (`ListWatchClient`, `ReflectorSink`).
 The loop:
 1. List in pages (`limit` + `continue`). A continue token that expired (410) restarts the
    list once without a limit, as client-go's pager does. Items get `apiVersion`/`kind`
-   (the server omits them in lists) and go to `sink.replace(items, list_rv)`.
+   (the server omits them in lists), pass through `transform` (when given) as their page
+   arrives, so a big list never holds every raw object at once, and go to
+   `sink.replace(items, list_rv)`.
 2. Watch from the list's resourceVersion with `allowWatchBookmarks=true` and a
    `timeoutSeconds` drawn uniformly from [min_watch_timeout, max_watch_timeout] (spreads
    the reconnects of many informers). Every event's and BOOKMARK's resourceVersion becomes
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,7 +93,7 @@ class ReflectorSink(Protocol):
     """Where a reflector delivers what it learns (an informer)."""
 
     def replace(self, objects: list[dict[str, Any]], resource_version: str) -> None:
-        """The full content after a list."""
+        """The full content after a list (already through the reflector's transform)."""
         ...
 
     def added(self, obj: dict[str, Any]) -> None: ...
@@ -178,6 +180,7 @@ class Reflector:
         backoff_cap: float = 30.0,
         backoff_reset_after: float = 120.0,
         rng: random.Random | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         if not 0 < min_watch_timeout <= max_watch_timeout:
             raise ValueError("need 0 < min_watch_timeout <= max_watch_timeout")
@@ -204,6 +207,7 @@ class Reflector:
         self._resource = ref.key
         self._log = logger.bind(resource=ref.key, namespace=self.namespace or "")
         self._last_rv = ""
+        self._transform = transform
 
     @property
     def last_sync_resource_version(self) -> str:
@@ -255,6 +259,7 @@ class Reflector:
         items: list[dict[str, Any]] = []
         continue_token: str | None = None
         limit: int | None = self._page_size if self._page_size > 0 else None
+        api_version, kind, transform = self.ref.api_version, self.ref.kind, self._transform
         while True:
             try:
                 page = await self._client.list(
@@ -273,16 +278,16 @@ class Reflector:
                     continue
                 raise
             page_items = page.get("items") or []
-            items.extend(page_items)
+            for item in page_items:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+            items.extend(page_items if transform is None else map(transform, page_items))
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue") or None
+            del page, page_items  # the raw page is garbage before the next one is fetched
             if continue_token is None:
                 resource_version = str(metadata.get("resourceVersion") or "")
                 break
-        api_version, kind = self.ref.api_version, self.ref.kind
-        for item in items:
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
         self._sink.replace(items, resource_version)
         self._last_rv = resource_version
         self._log.info("listed", count=len(items), rv=resource_version)

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from prometheus_client import Counter, Histogram
 
 from servicegroup.clock import Clock, RealClock
 from servicegroup.kube.config import ClientConfig
@@ -166,6 +167,8 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._request_counters: dict[tuple[str, str], Counter] = {}
+        self._request_durations: dict[str, Histogram] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -221,10 +224,22 @@ class KubeClient:
         return headers
 
     def _observe(self, method: str, code: str, started: float) -> None:
-        self._metrics.rest_client_requests.labels(code=code, method=method, host=self._host).inc()
-        self._metrics.rest_client_request_duration.labels(verb=method, host=self._host).observe(
-            max(0.0, self._clock.monotonic() - started)
-        )
+        # The labelled children are looked up once per (code, method): `labels()` with keyword
+        # arguments costs more than the request's own bookkeeping (bounded: codes x verbs).
+        counter = self._request_counters.get((code, method))
+        if counter is None:
+            counter = self._metrics.rest_client_requests.labels(
+                code=code, method=method, host=self._host
+            )
+            self._request_counters[(code, method)] = counter
+        counter.inc()
+        duration = self._request_durations.get(method)
+        if duration is None:
+            duration = self._metrics.rest_client_request_duration.labels(
+                verb=method, host=self._host
+            )
+            self._request_durations[method] = duration
+        duration.observe(max(0.0, self._clock.monotonic() - started))
 
     # --- the transport
 

@@ -243,3 +243,15 @@ def is_retryable(err: BaseException) -> bool:
         return False
     reason, status = found
     return status == 429 or status >= 500 or reason in ("ServerTimeout", "TooManyRequests")
+
+
+def is_retryable_write(err: BaseException) -> bool:
+    """A failed write worth trying again after a delay (and a fresh read of the cache).
+
+    Everything `is_retryable` covers, plus 409 Conflict and AlreadyExists: the object changed
+    under us, or the API server gave up its own retries (server-side apply under contention
+    answers 409 too). Nothing about such a write is wrong; only its timing was. Callers that
+    know a 409 means something more specific (a uid precondition naming a replaced object)
+    still gain nothing by giving up: the next attempt reads the cache again and sees why.
+    """
+    return is_retryable(err) or is_conflict(err) or is_already_exists(err)

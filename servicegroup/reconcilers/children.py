@@ -12,9 +12,14 @@ Owns:
   of a grid's spec (autoDeleteUnusedTemplate, with a resourceVersion precondition).
 - `WriteExpectations`: what we wrote and the informer has not shown yet.
 - `ChildSync`: one desired child brought about (sample-controller's order): refuse a name
-  this grid does not control (ChildConflict), skip a child that matches, apply the rest,
+  this grid does not control (ChildConflict), skip a child that matches (a positive answer
+  is remembered per child by uid, resourceVersion and desired hash), apply the rest,
   report a rejected apply on its unit only (ApplyFailed) and do not repeat it until the
-  desired child, the live child or `retry_rejected_after` says it may now pass.
+  desired child, the live child or `retry_rejected_after` says it may now pass. A transient
+  failure (5xx, 429, 409, transport) is retried with backoff and reported (ApplyFailed, still
+  retrying) only once it has failed `report_transient_after` times in a row: a blip is not a
+  condition, but an apply the API server keeps failing (it answers 500 to an applied field
+  its schema lacks) must not leave the grid looking merely "not ready".
 - `ConflictWaiters`: which grid waits for a foreign object of a child's name to go away, so
   the child informer's handler can wake it when it does.
 
@@ -48,7 +53,7 @@ from servicegroup.grid import conditions as cond
 from servicegroup.grid.compare import controlled_by, hash_of, matches
 from servicegroup.grid.labels import FIELD_MANAGER
 from servicegroup.informers.transforms import compose, metadata_only, strip_managed_fields
-from servicegroup.kube.errors import ApiError, is_retryable
+from servicegroup.kube.errors import ApiError, is_retryable_write
 from servicegroup.kube.resources import ResourceRef
 from servicegroup.metrics import Metrics
 from servicegroup.reconcilers import reasons
@@ -320,6 +325,16 @@ class Rejection:
         )
 
 
+class MatchKey(NamedTuple):
+    """What a positive match check depended on: the live child's identity and version, the
+    grid's uid and the hash of the desired child. The same key gives the same answer."""
+
+    uid: str
+    resource_version: str
+    owner_uid: str
+    desired_hash: str
+
+
 @dataclass(slots=True)
 class GridMemory:
     """What a reconciler remembers about one grid between reconciles (private, mutable).
@@ -330,6 +345,12 @@ class GridMemory:
     uid: str
     vanished: dict[str, float] = field(default_factory=dict)  # unit -> monotonic first seen gone
     rejected: dict[str, Rejection] = field(default_factory=dict)  # child name -> rejection
+    # child name -> transient apply failures in a row (cleared by a success or a match)
+    failing: dict[str, int] = field(default_factory=dict)
+    # child name -> the last positive match check. An object's content is fixed by its uid
+    # and resourceVersion (the informer transform is deterministic), and the desired child
+    # by its applied hash, so a hit is exactly `matches(...) is True` without the walk.
+    matched: dict[str, MatchKey] = field(default_factory=dict)
 
 
 class ChildOutcome(NamedTuple):
@@ -338,7 +359,7 @@ class ChildOutcome(NamedTuple):
     live: Mapping[str, Any] | None  # our child as it is now (for status), if there is one
     failure: cond.UnitFailure | None = None  # reported in status
     retry_in: float | None = None  # try again this much later (a rejected apply)
-    transient: ApiError | None = None  # retry with backoff (5xx, 429, transport)
+    transient: ApiError | None = None  # retry with backoff (5xx, 429, 409, transport)
 
 
 class ConflictWaiters:
@@ -366,6 +387,10 @@ class ConflictWaiters:
         return len(self._waiting)
 
 
+# Transient apply failures in a row after which the unit reports ApplyFailed (while retrying).
+TRANSIENT_REPORT_AFTER = 5
+
+
 class ChildSync:
     """Brings about one desired child of a grid (see the module docstring for the order)."""
 
@@ -379,6 +404,7 @@ class ChildSync:
         waiters: ConflictWaiters,
         child_kind: str,
         retry_rejected_after: float,
+        report_transient_after: int = TRANSIENT_REPORT_AFTER,
     ) -> None:
         self._writer = writer
         self._recorder = recorder
@@ -387,6 +413,7 @@ class ChildSync:
         self._waiters = waiters
         self._child_kind = child_kind
         self._retry_rejected_after = retry_rejected_after
+        self._report_transient_after = report_transient_after
 
     async def sync(
         self,
@@ -417,8 +444,9 @@ class ChildSync:
         if live is not None and deleting(live):
             # Its delete event will bring us back to create it again.
             return ChildOutcome(None)
-        if live is not None and matches(live, desired, owner_uid=memory.uid):
+        if live is not None and _matches_memo(memory, name, live, desired):
             memory.rejected.pop(name, None)
+            memory.failing.pop(name, None)
             return ChildOutcome(live)
 
         now = self._clock.monotonic()
@@ -435,10 +463,20 @@ class ChildSync:
         try:
             applied = await self._writer.apply_child(desired)
         except ApiError as err:
-            if is_retryable(err):
-                log.info("Apply failed, will retry", child=name, nodeunit=unit, error=str(err))
-                return ChildOutcome(live, transient=err)
             reason = err.reason if _CONDITION_REASON.fullmatch(err.reason) else cond.APPLY_ERROR
+            if is_retryable_write(err):
+                log.info("Apply failed, will retry", child=name, nodeunit=unit, error=str(err))
+                in_a_row = memory.failing[name] = memory.failing.get(name, 0) + 1
+                if in_a_row < self._report_transient_after:
+                    return ChildOutcome(live, transient=err)
+                detail = f"{child}: {err.status} {err.reason}: {err.message} (retrying)"
+                if in_a_row == self._report_transient_after:
+                    self._recorder.event(
+                        grid, type=WARNING, reason=reasons.APPLY_FAILED, message=where + detail
+                    )
+                failure = cond.UnitFailure(unit, cond.APPLY_FAILED, reason, detail)
+                return ChildOutcome(live, failure, transient=err)
+            memory.failing.pop(name, None)
             detail = f"{child}: {err.status} {err.reason}: {err.message}"
             failure = cond.UnitFailure(unit, cond.APPLY_FAILED, reason, detail)
             memory.rejected[name] = Rejection(
@@ -450,6 +488,7 @@ class ChildSync:
             log.warning("Apply rejected", child=name, nodeunit=unit, error=str(err))
             return ChildOutcome(live, failure, retry_in=self._retry_rejected_after)
 
+        memory.failing.pop(name, None)
         self._expectations.wrote(key, before=live, after=applied)
         created = live is None
         self._recorder.event(
@@ -461,6 +500,26 @@ class ChildSync:
         )
         log.info("Created child" if created else "Updated child", child=name, nodeunit=unit)
         return ChildOutcome(applied)
+
+
+def _matches_memo(
+    memory: GridMemory, name: str, live: Mapping[str, Any], desired: Mapping[str, Any]
+) -> bool:
+    """`matches(live, desired)`, remembering positive answers per child (see GridMemory)."""
+    uid, version, wanted = uid_of(live), resource_version(live), hash_of(desired)
+    key = (
+        MatchKey(uid, version, memory.uid, wanted)
+        if uid and version and wanted and memory.uid
+        else None
+    )
+    if key is not None and memory.matched.get(name) == key:
+        return True
+    if matches(live, desired, owner_uid=memory.uid):
+        if key is not None:
+            memory.matched[name] = key
+        return True
+    memory.matched.pop(name, None)
+    return False
 
 
 async def update_status(

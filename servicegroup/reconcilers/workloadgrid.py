@@ -10,8 +10,7 @@ Owns: `WorkloadKind` (the static facts of one workload grid kind) and
    write when changed, then `TerminalError`: no retry until the grid changes. Children are
    left as they are: a typo never deletes a site's workload.
 3. Units of `gridUniqKey` from the NodeUnit index; render every unit's child (pure).
-   A unit that cannot be rendered (missing pool entry, no valid name) fails alone. The
-   render is remembered per grid and reused while its inputs are unchanged (`_render`).
+   A unit that cannot be rendered (missing pool entry, no valid name) fails alone.
 4. Each rendered child through `ChildSync`: refuse names we do not control, skip children
    that match, server-side apply the rest; a rejected apply fails its unit only and is not
    repeated until something changes or `retry_rejected_after` passes (no hot loop).
@@ -28,8 +27,7 @@ Result: transient API failures (5xx, 429, 409, transport) raise after the status
 the grid is retried with the controller's rate-limited backoff; otherwise the shortest wait
 (grace period, rejected apply) is returned as `requeue_after`, or nothing.
 
-Invariants: no API read; cached objects and remembered renders are never mutated; writes
-only through `GridWriter`;
+Invariants: no API read; cached objects are never mutated; writes only through `GridWriter`;
 a reconcile that changes nothing makes no request and emits no Normal Event.
 """
 
@@ -46,10 +44,10 @@ from servicegroup.clock import Clock
 from servicegroup.controller import Request, Result, TerminalError
 from servicegroup.events import NORMAL, WARNING
 from servicegroup.grid import conditions as cond
-from servicegroup.grid.compare import canonical_json, controlled_by
+from servicegroup.grid.compare import controlled_by
 from servicegroup.grid.labels import NODEUNIT
 from servicegroup.grid.naming import is_qualified_name
-from servicegroup.grid.render import RenderPlan, render_units
+from servicegroup.grid.render import render_units
 from servicegroup.grid.status import build_status, status_changed
 from servicegroup.grid.templates import unused_pool_entries, unused_pool_patch
 from servicegroup.grid.validation import GridValidation, validate_grid
@@ -118,37 +116,6 @@ def _earliest(current: float | None, candidate: float | None) -> float | None:
     if candidate is None:
         return current
     return candidate if current is None else min(current, candidate)
-
-
-def _render(
-    memory: GridMemory,
-    obj: Mapping[str, Any],
-    grid: DeploymentGrid | StatefulSetGrid,
-    units: frozenset[str],
-) -> RenderPlan:
-    """`render_units(grid, units)`, reused while nothing it reads has changed.
-
-    A render reads the grid's kind, name, namespace, uid, labels and spec, and the unit set;
-    the spec is compared as canonical JSON (generation is not trusted to move with it). Most
-    reconciles of a grid (its children's and its own status's watch events coming back)
-    change none of these. The plan's objects are never mutated (see the module docstring).
-    """
-    metadata = obj.get("metadata") or {}
-    labels = metadata.get("labels") or {}
-    inputs = (
-        obj.get("kind"),
-        metadata.get("name"),
-        metadata.get("namespace"),
-        metadata.get("uid"),
-        tuple(sorted(labels.items())) if isinstance(labels, Mapping) else labels,
-        canonical_json(obj.get("spec")),
-        units,
-    )
-    if memory.render_inputs == inputs and isinstance(memory.render_plan, RenderPlan):
-        return memory.render_plan
-    plan = render_units(grid, units)
-    memory.render_inputs, memory.render_plan = inputs, plan
-    return plan
 
 
 class WorkloadGridReconciler:
@@ -269,7 +236,7 @@ class WorkloadGridReconciler:
         uid = memory.uid
         spec_key = grid.spec.grid_uniq_key
         units = self._units.units(spec_key)
-        plan = _render(memory, obj, grid, units)
+        plan = render_units(grid, units)
         failures = list(plan.failures.values())
         self._report_failures(obj, failures)
 
